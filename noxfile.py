@@ -1,0 +1,59 @@
+"""Sessions for working on the template: `uv run nox -s tests` runs its tests."""
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_venv = "yes"
+
+ROOT = Path(__file__).parent
+
+
+def sync(session: nox.Session, *groups: str) -> None:
+    """Install the locked dependency groups (uv.lock) into the session's venv."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--frozen",
+        "--no-default-groups",
+        *(f"--group={group}" for group in groups),
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Render the template across its answers and test the projects it makes.
+
+    Needs the PostgreSQL and MariaDB servers described in README.md.
+    """
+    sync(session, "test")
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and format-check the template's own Python code."""
+    sync(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Render the template with its defaults into build/demo, to look at."""
+    sync(session, "test")
+    target = ROOT / "build" / "demo"
+    session.run(
+        "copier",
+        "copy",
+        "--defaults",
+        "--overwrite",
+        "--vcs-ref=HEAD",
+        *session.posargs,
+        str(ROOT),
+        str(target),
+    )
+    session.log(f"Rendered into {target}")

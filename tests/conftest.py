@@ -1,0 +1,88 @@
+"""Fixtures for the template's own tests.
+
+Projects are rendered with pytest-copie, once per answer set and session. They
+run in one shared virtual environment, built once with uv from the rendered
+projects' own pyproject.toml files, so the matrix installs nothing twice.
+"""
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import FileLock
+from pytest_copie.plugin import Copie
+from uv import find_uv_bin
+
+from .helpers import MATRIX, ROOT, copy
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The template under test is this repository, wherever pytest starts."""
+    config.option.template = str(ROOT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolate_copier_settings(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Keep the developer's own copier settings (defaults, trust) out of the tests."""
+    settings = tmp_path_factory.mktemp("copier-settings") / "settings.yml"
+    settings.write_text("{}\n")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("COPIER_SETTINGS_PATH", str(settings))
+        yield
+
+
+@pytest.fixture(scope="session")
+def render(copie_session: Copie) -> Callable[[str], Path]:
+    """Render a MATRIX answer set (once per session) and return the project."""
+    rendered: dict[str, Path] = {}
+
+    def _render(name: str) -> Path:
+        if name not in rendered:
+            rendered[name] = copy(copie_session, MATRIX[name])
+        return rendered[name]
+
+    return _render
+
+
+@pytest.fixture
+def fresh_project(copie: Copie) -> Callable[..., Path]:
+    """Render a project that the test may change, apart from the session's."""
+
+    def _fresh(**answers: Any) -> Path:
+        return copy(copie, answers)
+
+    return _fresh
+
+
+@pytest.fixture(scope="session")
+def project_env(
+    render: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A virtual environment with every rendered project's dependencies.
+
+    Built from the rendered pyproject.toml files (so it cannot drift from what
+    users install), once per dependency set, shared by the xdist workers.
+    """
+    pyprojects = [render(name) / "pyproject.toml" for name in ("defaults", "mysql")]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in pyprojects)).hexdigest()
+    venv = tmp_path_factory.getbasetemp().parent / f"project-env-{key[:12]}"
+    with FileLock(f"{venv}.lock"):
+        if not (venv / "ready").exists():
+            uv = find_uv_bin()
+            subprocess.run(
+                [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                check=True,
+            )
+            install = [uv, "pip", "install", "--quiet", "--python", str(venv)]
+            for path in pyprojects:
+                install += ["-r", str(path)]
+            install += ["--group", f"{pyprojects[0]}:dev"]
+            subprocess.run(install, check=True)
+            (venv / "ready").touch()
+    return venv

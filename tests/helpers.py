@@ -1,0 +1,88 @@
+"""What the template's tests share: the answer matrix and how to run a project."""
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_copie.plugin import Copie
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The supported answer sets, each changing one thing from the defaults, so that
+# a failing test id says what is being varied.
+MATRIX: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "sqlite": {"database": "sqlite"},
+    "mysql": {"database": "mysql"},
+    "no-example-model": {"example_model": False},
+    "python-3.14": {"python_version": "3.14"},
+    "apache": {"license": "Apache-2.0"},
+    "bsd": {"license": "BSD-3-Clause"},
+    "proprietary": {"license": "Proprietary"},
+    "custom-names": {
+        "project_name": "Inventory Service",
+        "description": "Tracks stock across warehouses.",
+        "author_name": "Grace Hopper",
+        "author_email": "grace@example.org",
+    },
+}
+# The answer sets whose code differs: their projects are installed and run.
+RUNNABLE = ["defaults", "sqlite", "mysql", "no-example-model", "custom-names"]
+
+# Variables that would change how a rendered project behaves under test.
+_PROJECT_VARIABLES = (
+    "DATABASE_URL",
+    "TEST_DATABASE_URL",
+    "SECRET_KEY",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+)
+
+
+def copy(copie: Copie, answers: Mapping[str, Any]) -> Path:
+    """Render the template with ``answers`` and return the project directory."""
+    result = copie.copy(extra_answers=dict(answers))
+    assert result.exit_code == 0, result.exception
+    assert result.project_dir is not None
+    return result.project_dir
+
+
+def project_environ(venv: Path, **extra: str) -> dict[str, str]:
+    """The environment a rendered project runs in: the shared venv first on
+    PATH, and none of the variables that would change the project's settings."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in _PROJECT_VARIABLES and not name.startswith("FLASK_")
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(venv)
+    env.update(extra)
+    return env
+
+
+def run(
+    project: Path,
+    venv: Path,
+    *command: str,
+    check: bool = True,
+    timeout: float = 300,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in ``project`` the way a user would, from its root."""
+    process = subprocess.run(
+        command,
+        cwd=project,
+        env=project_environ(venv, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and process.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {process.returncode} in {project}\n"
+            f"--- stdout ---\n{process.stdout}\n--- stderr ---\n{process.stderr}"
+        )
+    return process

@@ -1,0 +1,220 @@
+"""Every answer set renders a clean project, and each answer changes what it should."""
+
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import MATRIX, run
+
+Render = Callable[[str], Path]
+
+DEFAULT_FILES = {
+    ".copier-answers.yml",
+    ".env.example",
+    ".flaskenv",
+    ".gitignore",
+    "LICENSE",
+    "README.md",
+    "pyproject.toml",
+    "migrations/README",
+    "migrations/alembic.ini",
+    "migrations/env.py",
+    "migrations/script.py.mako",
+    "migrations/versions/.gitkeep",
+    "migrations/versions/2026_11_21_0000-3f1a9c2b7d40_create_users_table.py",
+    "my_flask_app/__init__.py",
+    "my_flask_app/cli.py",
+    "my_flask_app/config.py",
+    "my_flask_app/extensions.py",
+    "my_flask_app/main.py",
+    "my_flask_app/models/__init__.py",
+    "my_flask_app/models/user.py",
+    "my_flask_app/templates/base.html",
+    "my_flask_app/templates/index.html",
+    "tests/conftest.py",
+    "tests/test_app.py",
+    "tests/test_config.py",
+    "tests/test_migrations.py",
+    "tests/test_models.py",
+}
+
+# The only Jinja a rendered project may hold: Flask's own page templates.
+FLASK_TEMPLATE_TAGS = {
+    '{% extends "base.html" %}',
+    "{% block title %}",
+    "{% block content %}",
+    "{% endblock %}",
+}
+JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+
+
+def files(project: Path) -> set[str]:
+    return {
+        path.relative_to(project).as_posix()
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.parts
+    }
+
+
+def pyproject(project: Path) -> dict:
+    return tomllib.loads((project / "pyproject.toml").read_text())
+
+
+def test_defaults_render_exactly_the_expected_files(render: Render) -> None:
+    assert files(render("defaults")) == DEFAULT_FILES
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_no_template_syntax_is_left_behind(render: Render, name: str) -> None:
+    project = render(name)
+    leftovers = []
+    for relative in sorted(files(project)):
+        assert "jinja" not in relative and "{" not in relative, relative
+        text = (project / relative).read_text()
+        for match in JINJA.finditer(text):
+            if relative.endswith(".html") and match.group() in FLASK_TEMPLATE_TAGS:
+                continue
+            leftovers.append(f"{relative}: {match.group()}")
+    assert not leftovers
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_text_files_have_no_blank_line_scars(render: Render, name: str) -> None:
+    """Conditional blocks leave no doubled blank lines, trailing spaces or
+    missing final newlines behind."""
+    project = render(name)
+    scars = []
+    for relative in sorted(files(project)):
+        text = (project / relative).read_text()
+        if not text:
+            continue
+        if not text.endswith("\n") or text.endswith("\n\n"):
+            scars.append(f"{relative}: file end")
+        if text.startswith("\n") and relative != "LICENSE":
+            scars.append(f"{relative}: leading blank line")
+        for number, line in enumerate(text.splitlines(), 1):
+            if line != line.rstrip():
+                scars.append(f"{relative}:{number}: trailing whitespace")
+        if not relative.endswith((".py", ".mako")) and "\n\n\n" in text:
+            scars.append(f"{relative}: two blank lines in a row")
+    assert not scars
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_generated_code_passes_ruff(
+    render: Render, project_env: Path, name: str
+) -> None:
+    project = render(name)
+    run(project, project_env, "ruff", "check", "--no-cache", ".")
+    run(project, project_env, "ruff", "format", "--no-cache", "--check", ".")
+
+
+@pytest.mark.parametrize("name", ["defaults", "no-example-model"])
+def test_generated_code_passes_mypy_strict(
+    render: Render, project_env: Path, name: str
+) -> None:
+    run(render(name), project_env, "mypy", "--no-incremental")
+
+
+@pytest.mark.parametrize(
+    ("name", "drivers"),
+    [("defaults", {"psycopg[binary]"}), ("mysql", {"pymysql"}), ("sqlite", set())],
+)
+def test_database_answer_picks_the_driver(
+    render: Render, name: str, drivers: set[str]
+) -> None:
+    dependencies = pyproject(render(name))["project"]["dependencies"]
+    names = {re.split(r"[<>=]", dependency)[0] for dependency in dependencies}
+    assert names & {"psycopg[binary]", "pymysql"} == drivers
+
+
+def test_database_answer_shapes_the_production_checks(render: Render) -> None:
+    sqlite_config = (render("sqlite") / "my_flask_app/config.py").read_text()
+    postgres_config = (render("defaults") / "my_flask_app/config.py").read_text()
+    assert "DATABASE_URL is not set" not in sqlite_config
+    assert "postgresql://user:password@host:5432/dbname" in postgres_config
+    assert (
+        "mysql://user:password@host:3306/dbname"
+        in (render("mysql") / "my_flask_app/config.py").read_text()
+    )
+
+
+def test_without_example_model_there_is_no_model_and_no_revision(
+    render: Render,
+) -> None:
+    project = render("no-example-model")
+    assert files(project) == {
+        name
+        for name in DEFAULT_FILES
+        if not name.endswith(("user.py", "users_table.py", "test_models.py"))
+    }
+    models = (project / "my_flask_app/models/__init__.py").read_text()
+    assert "import" not in models.split('"""')[-1]
+
+
+def test_python_version_sets_requires_python(render: Render) -> None:
+    assert pyproject(render("python-3.14"))["project"]["requires-python"] == ">=3.14"
+    assert pyproject(render("defaults"))["project"]["requires-python"] == ">=3.11"
+
+
+@pytest.mark.parametrize(
+    ("name", "first_line", "spdx"),
+    [
+        ("defaults", "MIT License", "MIT"),
+        ("apache", "Apache License", "Apache-2.0"),
+        ("bsd", "BSD 3-Clause License", "BSD-3-Clause"),
+        ("proprietary", "Copyright (c)", None),
+    ],
+)
+def test_license_answer_writes_the_license(
+    render: Render, name: str, first_line: str, spdx: str | None
+) -> None:
+    project = render(name)
+    text = (project / "LICENSE").read_text()
+    assert text.strip().startswith(first_line)
+    assert pyproject(project)["project"].get("license") == spdx
+    if name != "apache":  # Apache's text has no copyright line of its own
+        assert re.search(r"Copyright \(c\) 20\d\d,? Your Name", text)
+    if name == "proprietary":
+        assert "All rights reserved" in text
+
+
+def test_names_flow_into_package_command_and_settings(render: Render) -> None:
+    project = render("custom-names")
+    assert (
+        (project / "inventory_service/__init__.py")
+        .read_text()
+        .startswith('"""Inventory Service: Tracks stock across warehouses."""')
+    )
+    assert "FLASK_APP=inventory_service\n" in (project / ".flaskenv").read_text()
+    metadata = pyproject(project)["project"]
+    assert metadata["name"] == "inventory-service"
+    assert metadata["authors"] == [
+        {"name": "Grace Hopper", "email": "grace@example.org"}
+    ]
+    assert metadata["scripts"] == {"inventory-service": "inventory_service.cli:cli"}
+    env_py = (project / "migrations/env.py").read_text()
+    assert 'LOCK_NAME = "inventory_service.migrations"' in env_py
+
+
+def test_answers_file_records_every_answer(render: Render) -> None:
+    answers = yaml.safe_load(
+        (render("custom-names") / ".copier-answers.yml").read_text()
+    )
+    assert answers["_src_path"]
+    assert answers["_commit"]
+    assert answers["project_name"] == "Inventory Service"
+    assert answers["package_name"] == "inventory_service"
+    assert set(answers) >= {
+        "description",
+        "author_name",
+        "author_email",
+        "python_version",
+        "database",
+        "example_model",
+        "license",
+    }
