@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_copie.plugin import Copie
+from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parent.parent
+UV = find_uv_bin()
 
 # The supported answer sets, each changing one thing from the defaults, so that
 # a failing test id says what is being varied.
@@ -49,23 +51,24 @@ def copy(copie: Copie, answers: Mapping[str, Any]) -> Path:
     return result.project_dir
 
 
-def project_environ(venv: Path, **extra: str) -> dict[str, str]:
-    """The environment a rendered project runs in: the shared venv first on
-    PATH, and none of the variables that would change the project's settings."""
+def project_environ(venv: Path | None, **extra: str) -> dict[str, str]:
+    """The environment a rendered project runs in: the shared venv (if any) first
+    on PATH, and none of the variables that would change the project's settings."""
     env = {
         name: value
         for name, value in os.environ.items()
         if name not in _PROJECT_VARIABLES and not name.startswith("FLASK_")
     }
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(venv)
+    if venv is not None:
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(venv)
     env.update(extra)
     return env
 
 
 def run(
     project: Path,
-    venv: Path,
+    venv: Path | None,
     *command: str,
     check: bool = True,
     timeout: float = 300,

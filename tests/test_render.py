@@ -25,7 +25,7 @@ DEFAULT_FILES = {
     "migrations/env.py",
     "migrations/script.py.mako",
     "migrations/versions/.gitkeep",
-    "migrations/versions/2026_11_21_0000-3f1a9c2b7d40_create_users_table.py",
+    "migrations/versions/2026_11_21_000000-3f1a9c2b7d40_create_users_table.py",
     "my_flask_app/__init__.py",
     "my_flask_app/cli.py",
     "my_flask_app/config.py",

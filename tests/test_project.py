@@ -1,0 +1,125 @@
+"""The rendered projects work: their own tests pass, and `flask db ...` runs from
+the project root with nothing exported."""
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .helpers import MATRIX, RUNNABLE, UV, run
+
+Render = Callable[[str], Path]
+
+
+def tables(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        return {name for (name,) in rows}
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_generated_test_suite_passes(
+    render: Render, project_env: Path, name: str
+) -> None:
+    result = run(
+        render(name), project_env, "python", "-m", "pytest", "-p", "no:cacheprovider"
+    )
+    assert " passed" in result.stdout
+    assert "skipped" not in result.stdout
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_flask_db_commands_work_from_the_project_root(
+    fresh_project: Callable[..., Path], project_env: Path, name: str
+) -> None:
+    """upgrade, check, downgrade base, upgrade: what a developer runs first, as
+    subprocesses with FLASK_APP unset (.flaskenv supplies it)."""
+    project = fresh_project(**MATRIX[name])
+    package = next(path.parent.name for path in project.glob("*/extensions.py"))
+    database = project / "instance" / f"{package}.db"
+    model_tables = {"users"} if name != "no-example-model" else set()
+
+    run(project, project_env, "flask", "db", "upgrade")
+    assert tables(database) == {"alembic_version", *model_tables}
+
+    check = run(project, project_env, "flask", "db", "check")
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+    run(project, project_env, "flask", "db", "downgrade", "base")
+    assert tables(database) == {"alembic_version"}
+
+    run(project, project_env, "flask", "db", "upgrade")
+    assert tables(database) == {"alembic_version", *model_tables}
+
+
+def test_flask_db_check_fails_when_a_model_has_no_migration(
+    fresh_project: Callable[..., Path], project_env: Path
+) -> None:
+    project = fresh_project(database="sqlite")
+    run(project, project_env, "flask", "db", "upgrade")
+    model = project / "my_flask_app/models/user.py"
+    model.write_text(
+        model.read_text().replace(
+            "    name: Mapped[str] = mapped_column(String(100))\n",
+            "    name: Mapped[str] = mapped_column(String(100))\n"
+            "    nickname: Mapped[str | None] = mapped_column(String(50))\n",
+        )
+    )
+
+    check = run(project, project_env, "flask", "db", "check", check=False)
+
+    assert check.returncode != 0
+    assert "nickname" in check.stdout + check.stderr
+
+
+def test_console_script_runs_the_cli_from_any_directory(
+    render: Render, project_env: Path, tmp_path: Path
+) -> None:
+    """The installed `inventory-service` command needs neither FLASK_APP nor the
+    project directory; here it migrates a production-style SQLite database."""
+    project = render("custom-names")
+    run(project, project_env, UV, "pip", "install", "--quiet", "--no-deps", "-e", ".")
+    database = tmp_path / "inventory.db"
+
+    run(
+        tmp_path,
+        project_env,
+        "inventory-service",
+        "db",
+        "upgrade",
+        SECRET_KEY="a-production-secret-key-of-64-characters-" + "x" * 24,
+        DATABASE_URL=f"sqlite:///{database}",
+    )
+
+    assert tables(database) == {"alembic_version", "users"}
+
+
+def test_bad_database_url_stops_flask_db_with_a_message(
+    render: Render, project_env: Path
+) -> None:
+    result = run(
+        render("defaults"),
+        project_env,
+        "flask",
+        "db",
+        "current",
+        check=False,
+        DATABASE_URL="postgres//app:hunter2@db/app",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert (
+        "DATABASE_URL 'postgres//app:***@db/app' is not a database URL" in result.stderr
+    )
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_quick_start_with_uv(fresh_project: Callable[..., Path]) -> None:
+    """The generated README's first commands, literally, in the project's own
+    .venv: uv sync, flask db upgrade, then its tests."""
+    project = fresh_project()
+    run(project, None, UV, "sync", "--quiet", timeout=600)
+    run(project, None, UV, "run", "flask", "db", "upgrade")
+    result = run(project, None, UV, "run", "pytest", "-q")
+    assert " passed" in result.stdout

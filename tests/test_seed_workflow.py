@@ -1,0 +1,147 @@
+"""The workflow the generated README teaches, end to end on SQLite: change a
+model, `flask db migrate`, read the script, `flask db upgrade`, and no row is
+lost on the way up or down."""
+
+import re
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from .helpers import run
+
+POST_MODEL = '''\
+"""A post, written by a user."""
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import Base
+
+
+class Post(Base):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+'''
+
+
+def rows(database: Path, query: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(query).fetchall()
+
+
+def table_sql(database: Path, table: str) -> str:
+    (sql,) = rows(database, f"SELECT sql FROM sqlite_master WHERE name = '{table}'")[0]
+    return str(sql)
+
+
+def revision_id(script: Path) -> str:
+    match = re.search(r'^revision: str = "(\w+)"$', script.read_text(), re.MULTILINE)
+    assert match, script
+    return match.group(1)
+
+
+def new_revision(versions: Path, before: set[Path]) -> Path:
+    (revision,) = set(versions.glob("*.py")) - before
+    return revision
+
+
+def test_model_change_migrates_without_losing_a_row(
+    fresh_project: Callable[..., Path], project_env: Path
+) -> None:
+    project = fresh_project()
+    package = project / "my_flask_app"
+    versions = project / "migrations" / "versions"
+    database = project / "instance" / "my_flask_app.db"
+
+    def flask(*args: str) -> str:
+        result = run(project, project_env, "flask", *args)
+        return result.stdout + result.stderr
+
+    flask("db", "upgrade")
+
+    # A second table whose rows point at users, deleted with them (CASCADE).
+    (package / "models" / "post.py").write_text(POST_MODEL)
+    models_init = package / "models" / "__init__.py"
+    models_init.write_text(
+        models_init.read_text()
+        .replace(
+            "from .user import User", "from .post import Post\nfrom .user import User"
+        )
+        .replace('__all__ = ["User"]', '__all__ = ["Post", "User"]')
+    )
+    before = set(versions.glob("*.py"))
+    flask("db", "migrate", "-m", "add posts")
+    posts_revision = new_revision(versions, before)
+    assert 'op.f("fk_posts_user_id_users")' in posts_revision.read_text()
+    flask("db", "upgrade")
+
+    with sqlite3.connect(database) as connection:
+        connection.executemany(
+            "INSERT INTO users (email, name) VALUES (?, ?)",
+            [(f"user{n}@example.com", f"User {n}") for n in range(1, 51)],
+        )
+        connection.executemany(
+            "INSERT INTO posts (user_id, title) VALUES (?, ?)",
+            [(n, f"Post by {n}") for n in range(1, 51)],
+        )
+    users_before = rows(database, "SELECT id, email, name, created_at FROM users")
+    posts_before = rows(database, "SELECT * FROM posts ORDER BY id")
+
+    # The change: a new, unique column on users.
+    user_model = package / "models" / "user.py"
+    user_model.write_text(
+        user_model.read_text().replace(
+            "    name: Mapped[str] = mapped_column(String(100))\n",
+            "    name: Mapped[str] = mapped_column(String(100))\n"
+            "    nickname: Mapped[str | None] = mapped_column("
+            "String(50), unique=True)\n",
+        )
+    )
+    before = set(versions.glob("*.py"))
+    output = flask("db", "migrate", "-m", "add nickname to users")
+
+    revision = new_revision(versions, before)
+    script = revision.read_text()
+    assert "add_nickname_to_users" in revision.name
+    assert sorted(versions.glob("*.py"))[-1] == revision, "names sort by date"
+    assert "Detected added column 'users.nickname'" in output
+    assert 'with op.batch_alter_table("users", schema=None) as batch_op:' in script
+    assert 'batch_op.add_column(sa.Column("nickname"' in script
+    assert (
+        'batch_op.create_unique_constraint(batch_op.f("uq_users_nickname"),'
+        ' ["nickname"])' in script
+    )
+    assert f'down_revision: str | None = "{revision_id(posts_revision)}"' in script
+    run(project, project_env, "ruff", "check", "--no-cache", str(revision))
+    run(project, project_env, "ruff", "format", "--no-cache", "--check", str(revision))
+
+    flask("db", "upgrade")
+
+    # SQLite rebuilt users to add the constraint: every row, and every post
+    # pointing at one, is still there.
+    assert "CONSTRAINT uq_users_nickname UNIQUE (nickname)" in table_sql(
+        database, "users"
+    )
+    assert (
+        rows(database, "SELECT id, email, name, created_at FROM users") == users_before
+    )
+    assert rows(database, "SELECT * FROM posts ORDER BY id") == posts_before
+    assert rows(database, "PRAGMA foreign_key_check") == []
+    assert "No new upgrade operations detected" in flask("db", "check")
+
+    flask("db", "downgrade")
+
+    assert "nickname" not in table_sql(database, "users")
+    assert (
+        rows(database, "SELECT id, email, name, created_at FROM users") == users_before
+    )
+    assert rows(database, "SELECT * FROM posts ORDER BY id") == posts_before
+
+    flask("db", "upgrade")
+    assert (
+        rows(database, "SELECT id, email, name, created_at FROM users") == users_before
+    )
+    assert rows(database, "SELECT * FROM posts ORDER BY id") == posts_before
