@@ -6,6 +6,7 @@ projects' own pyproject.toml files, so the matrix installs nothing twice.
 """
 
 import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,11 +19,51 @@ from pytest_copie.plugin import Copie
 from uv import find_uv_bin
 
 from .helpers import MATRIX, ROOT, copy
+from .servers import SERVERS, Server
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-databases",
+        action="store_true",
+        help="Fail, rather than skip, tests whose database server is unreachable"
+        " (the default when CI=true).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """The template under test is this repository, wherever pytest starts."""
     config.option.template = str(ROOT)
+
+
+_server_errors: dict[str, str | None] = {}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server(request: pytest.FixtureRequest) -> Server:
+    """Each database server in turn; unreachable ones skip, or fail in CI."""
+    server = SERVERS[request.param]
+    if server.engine not in _server_errors:
+        _server_errors[server.engine] = server.connect_error()
+    error = _server_errors[server.engine]
+    if error:
+        message = (
+            f"{server.engine} server at {server.admin_url.host}:"
+            f"{server.admin_url.port} is unreachable ({error}). Start it with"
+            f" `{server.start_command}`, or point {server.variable} at one."
+        )
+        required = request.config.getoption("--require-databases")
+        if required or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return server
+
+
+@pytest.fixture
+def database(server: Server) -> Iterator[str]:
+    """The URL of a new, empty database on ``server``, dropped after the test."""
+    with server.database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", autouse=True)

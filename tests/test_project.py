@@ -113,13 +113,3 @@ def test_bad_database_url_stops_flask_db_with_a_message(
         "DATABASE_URL 'postgres//app:***@db/app' is not a database URL" in result.stderr
     )
     assert "hunter2" not in result.stdout + result.stderr
-
-
-def test_quick_start_with_uv(fresh_project: Callable[..., Path]) -> None:
-    """The generated README's first commands, literally, in the project's own
-    .venv: uv sync, flask db upgrade, then its tests."""
-    project = fresh_project()
-    run(project, None, UV, "sync", "--quiet", timeout=600)
-    run(project, None, UV, "run", "flask", "db", "upgrade")
-    result = run(project, None, UV, "run", "pytest", "-q")
-    assert " passed" in result.stdout
