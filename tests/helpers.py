@@ -33,13 +33,21 @@ MATRIX: dict[str, dict[str, Any]] = {
 # The answer sets whose code differs: their projects are installed and run.
 RUNNABLE = ["defaults", "sqlite", "mysql", "no-example-model", "custom-names"]
 
-# Variables that would change how a rendered project behaves under test.
+# Variables that would change how a rendered project behaves under test: its
+# settings, and the choices uv would make for it (CI sets UV_FROZEN, and nox
+# points uv at its own session environment).
 _PROJECT_VARIABLES = (
     "DATABASE_URL",
     "TEST_DATABASE_URL",
     "SECRET_KEY",
     "VIRTUAL_ENV",
     "PYTHONPATH",
+    "UV_FROZEN",
+    "UV_LOCKED",
+    "UV_NO_SYNC",
+    "UV_PROJECT_ENVIRONMENT",
+    "UV_PYTHON",
+    "UV_SYSTEM_PYTHON",
 )
 
 

@@ -79,7 +79,19 @@ def test_console_script_runs_the_cli_from_any_directory(
     """The installed `inventory-service` command needs neither FLASK_APP nor the
     project directory; here it migrates a production-style SQLite database."""
     project = render("custom-names")
-    run(project, project_env, UV, "pip", "install", "--quiet", "--no-deps", "-e", ".")
+    python = str(project_env / "bin" / "python")
+    run(
+        project,
+        project_env,
+        UV,
+        "pip",
+        "install",
+        "--python",
+        python,
+        "--no-deps",
+        "-e",
+        ".",
+    )
     database = tmp_path / "inventory.db"
 
     run(
