@@ -67,6 +67,8 @@ def project_environ(venv: Path | None, **extra: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if name not in _PROJECT_VARIABLES and not name.startswith("FLASK_")
     }
+    # The session's rendered projects are shared by tests: write nothing into them.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     if venv is not None:
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["VIRTUAL_ENV"] = str(venv)
