@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,36 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(ROOT)
 
 
-_server_errors: dict[str, str | None] = {}
-
-
-@pytest.fixture(params=sorted(SERVERS))
-def server(request: pytest.FixtureRequest) -> Server:
-    """Each database server in turn; unreachable ones skip, or fail in CI."""
-    server = SERVERS[request.param]
-    if server.engine not in _server_errors:
-        _server_errors[server.engine] = server.connect_error()
-    error = _server_errors[server.engine]
-    if error:
-        message = (
-            f"{server.engine} server at {server.admin_url.host}:"
-            f"{server.admin_url.port} is unreachable ({error}). Start it with"
-            f" `{server.start_command}`, or point {server.variable} at one."
-        )
-        required = request.config.getoption("--require-databases")
-        if required or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return server
-
-
-@pytest.fixture
-def database(server: Server) -> Iterator[str]:
-    """The URL of a new, empty database on ``server``, dropped after the test."""
-    with server.database() as url:
-        yield url
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _isolate_copier_settings(
     tmp_path_factory: pytest.TempPathFactory,
@@ -76,6 +47,55 @@ def _isolate_copier_settings(
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("COPIER_SETTINGS_PATH", str(settings))
         yield
+
+
+_server_errors: dict[str, str | None] = {}
+
+
+def require_server(config: pytest.Config, engine: str) -> Server:
+    """The server for ``engine``; if unreachable, skip the test (fail it in CI
+    or under --require-databases) with a message that says how to start it."""
+    server = SERVERS[engine]
+    if engine not in _server_errors:
+        _server_errors[engine] = server.connect_error()
+    error = _server_errors[engine]
+    if error:
+        message = (
+            f"{engine} server at {server.admin_url.host}:{server.admin_url.port}"
+            f" is unreachable ({error}). Start it with `{server.start_command}`,"
+            f" or point {server.variable} at one."
+        )
+        required = config.getoption("--require-databases")
+        if required or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return server
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def server(request: pytest.FixtureRequest) -> Server:
+    """Each database server in turn."""
+    return require_server(request.config, request.param)
+
+
+@pytest.fixture
+def database(server: Server) -> Iterator[str]:
+    """The URL of a new, empty database on ``server``, dropped after the test."""
+    with server.database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_database(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """Make a new, empty database on the server of an engine; dropped after."""
+    with ExitStack() as stack:
+
+        def _make(engine: str) -> str:
+            return stack.enter_context(
+                require_server(request.config, engine).database()
+            )
+
+        yield _make
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ BAD_ANSWERS: list[tuple[dict[str, Any], str, str]] = [
     ({"python_version": "3.10"}, "python_version", "Invalid choice"),
     ({"database": "oracle"}, "database", "Invalid choice"),
     ({"license": "GPL-3.0"}, "license", "Invalid choice"),
+    ({"ci": "jenkins"}, "ci", "Invalid choice"),
+    ({"docker": "perhaps"}, "docker", "must be true or false"),
     ({"example_model": "maybe"}, "example_model", "must be true or false"),
 ]
 
@@ -143,6 +145,8 @@ def test_interactive_prompt_explains_a_bad_answer_and_asks_again(
             "Minimum Python version",
             "Production database engine",
             "example User model",
+            "Continuous integration",
+            "Dockerfile and compose.yaml",
             "License",
         ):
             child.expect(prompt)

@@ -14,12 +14,18 @@ Render = Callable[[str], Path]
 
 DEFAULT_FILES = {
     ".copier-answers.yml",
+    ".dockerignore",
     ".env.example",
     ".flaskenv",
+    ".github/workflows/ci.yml",
     ".gitignore",
+    "Dockerfile",
     "LICENSE",
     "README.md",
+    "compose.yaml",
+    "gunicorn.conf.py",
     "pyproject.toml",
+    "scripts/start.sh",
     "migrations/README",
     "migrations/alembic.ini",
     "migrations/env.py",
@@ -28,6 +34,7 @@ DEFAULT_FILES = {
     "migrations/versions/2026_11_21_000000-3f1a9c2b7d40_create_users_table.py",
     "my_flask_app/__init__.py",
     "my_flask_app/cli.py",
+    "my_flask_app/commands.py",
     "my_flask_app/config.py",
     "my_flask_app/extensions.py",
     "my_flask_app/main.py",
@@ -35,8 +42,10 @@ DEFAULT_FILES = {
     "my_flask_app/models/user.py",
     "my_flask_app/templates/base.html",
     "my_flask_app/templates/index.html",
+    "my_flask_app/wsgi.py",
     "tests/conftest.py",
     "tests/test_app.py",
+    "tests/test_commands.py",
     "tests/test_config.py",
     "tests/test_migrations.py",
     "tests/test_models.py",
@@ -77,6 +86,9 @@ def test_no_template_syntax_is_left_behind(render: Render, name: str) -> None:
         text = (project / relative).read_text()
         for match in JINJA.finditer(text):
             if relative.endswith(".html") and match.group() in FLASK_TEMPLATE_TAGS:
+                continue
+            github_expression = text[match.start() - 1 : match.start()] == "$"
+            if relative.startswith(".github/") and github_expression:
                 continue
             leftovers.append(f"{relative}: {match.group()}")
     assert not leftovers
@@ -154,6 +166,37 @@ def test_without_example_model_there_is_no_model_and_no_revision(
     }
     models = (project / "my_flask_app/models/__init__.py").read_text()
     assert "import" not in models.split('"""')[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "present", "absent"),
+    [
+        ("defaults", ".github/workflows/ci.yml", ".gitlab-ci.yml"),
+        ("gitlab", ".gitlab-ci.yml", ".github/workflows/ci.yml"),
+        ("no-ci", None, ".github/workflows/ci.yml"),
+    ],
+)
+def test_ci_answer_picks_the_pipeline(
+    render: Render, name: str, present: str | None, absent: str
+) -> None:
+    project_files = files(render(name))
+    pipelines = {".github/workflows/ci.yml", ".gitlab-ci.yml"}
+    assert project_files & pipelines == ({present} if present else set())
+    assert absent not in project_files
+
+
+def test_without_docker_there_is_no_image_but_still_a_start_script(
+    render: Render,
+) -> None:
+    project_files = files(render("no-docker"))
+    assert project_files == DEFAULT_FILES - {
+        "Dockerfile",
+        "compose.yaml",
+        ".dockerignore",
+    }
+    readme = (render("no-docker") / "README.md").read_text()
+    assert "docker compose" not in readme
+    assert "scripts/start.sh" in readme
 
 
 def test_python_version_sets_requires_python(render: Render) -> None:

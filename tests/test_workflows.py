@@ -10,13 +10,19 @@ from .helpers import ROOT
 BIN = Path(sys.executable).parent
 
 
+def check(*command: str | Path) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def check_jsonschema(schema: str, path: Path) -> None:
+    """Validate ``path`` against a schema that check-jsonschema ships."""
+    check(BIN / "check-jsonschema", "--builtin-schema", schema, path)
+
+
 def check_github_workflow(path: Path) -> None:
-    for command in (
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", path],
-        [BIN / "zizmor", "--offline", "--min-severity=medium", path],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        assert result.returncode == 0, result.stdout + result.stderr
+    check_jsonschema("vendor.github-workflows", path)
+    check(BIN / "zizmor", "--offline", "--min-severity=medium", path)
 
 
 def test_template_repository_workflow_is_valid_and_clean() -> None:
