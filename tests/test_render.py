@@ -38,6 +38,7 @@ DEFAULT_FILES = {
     "my_flask_app/config.py",
     "my_flask_app/extensions.py",
     "my_flask_app/main.py",
+    "my_flask_app/migration_review.py",
     "my_flask_app/models/__init__.py",
     "my_flask_app/models/user.py",
     "my_flask_app/templates/base.html",

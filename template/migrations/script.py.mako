@@ -1,4 +1,8 @@
-"""${message}
+<%!
+    import json
+%><%
+    data_loss = config.attributes.get("data_loss", [])
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -18,6 +22,17 @@ ${imports if imports else ""}
 # - Enum values, CHECK constraints and data changes are not detected.
 # - downgrade() must undo upgrade(); run `flask db downgrade` once to try it.
 
+% if data_loss:
+# THIS REVISION DESTROYS DATA (see the DATA LOSS comments in upgrade()).
+# The migration tests fail until each intended loss is acknowledged here:
+# check it, then uncomment its line.
+ACKNOWLEDGED_DATA_LOSS: list[str] = [
+% for loss in data_loss:
+    # ${json.dumps(loss)},
+% endfor
+]
+
+% endif
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
