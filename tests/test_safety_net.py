@@ -209,7 +209,7 @@ def test_pure_addition_is_not_flagged(
     assert "Likely rename" not in output
     script = revision.read_text()
     assert "DATA LOSS" not in script
-    assert "ACKNOWLEDGED_DATA_LOSS" not in script
+    assert "ACKNOWLEDGED_DATA_LOSS: list[str]" not in script
     assert migration_tests(project, project_env)[0] == 0
 
 
@@ -234,6 +234,21 @@ def test_narrowing_a_type_is_flagged_and_widening_is_not(
 
     assert "Warning" not in output
     assert migration_tests(project, project_env)[0] == 0
+
+
+def test_renamed_table_gets_the_rename_table_hint(
+    fresh_project: Callable[..., Path], project_env: Path
+) -> None:
+    project = fresh_project()
+    run(project, project_env, "flask", "db", "upgrade")
+    edit_model(project, '__tablename__ = "users"', '__tablename__ = "accounts"')
+
+    output, revision = migrate(project, project_env, "rename users to accounts")
+
+    assert "  - drop table users" in output
+    assert "Likely rename (table users -> accounts)." in output
+    assert "op.rename_table('users', 'accounts')" in output
+    assert "#     op.rename_table('users', 'accounts')" in revision.read_text()
 
 
 HAND_WRITTEN = '''\

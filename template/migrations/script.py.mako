@@ -20,6 +20,8 @@ ${imports if imports else ""}
 #   batch_op.alter_column(..., new_column_name=...) or op.rename_table(...).
 # - A new NOT NULL column on a table with rows needs a server_default.
 # - Enum values, CHECK constraints and data changes are not detected.
+# - Data loss: the migration tests fail until every destructive operation in
+#   upgrade() is listed in ACKNOWLEDGED_DATA_LOSS at the top of the file.
 # - downgrade() must undo upgrade(); run `flask db downgrade` once to try it.
 
 % if data_loss:

@@ -112,7 +112,8 @@ def review(upgrade_ops: Sequence[ops.UpgradeOps]) -> Review:
     for container in upgrade_ops:
         _review_container(container, result)
         for old, new in _table_renames(container.ops):
-            code = _code(ops.RenameTableOp(old.table_name, new.table_name))
+            # Alembic renders no RenameTableOp (autogenerate never makes one).
+            code = f"op.rename_table({old.table_name!r}, {new.table_name!r})"
             result.renames.append((f"table {old.table_name} -> {new.table_name}", code))
             _insert_before(
                 container.ops,
