@@ -5,21 +5,16 @@ run in one shared virtual environment, built once with uv from the rendered
 projects' own pyproject.toml files, so the matrix installs nothing twice.
 """
 
-import hashlib
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 from pytest_copie.plugin import Copie
-from uv import find_uv_bin
 
-from .helpers import MATRIX, ROOT, copy
+from .helpers import MATRIX, ROOT, build_project_env, copy
 from .servers import SERVERS, Server
 
 
@@ -131,19 +126,4 @@ def project_env(
     users install), once per dependency set, shared by the xdist workers.
     """
     pyprojects = [render(name) / "pyproject.toml" for name in ("defaults", "mysql")]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in pyprojects)).hexdigest()
-    venv = tmp_path_factory.getbasetemp().parent / f"project-env-{key[:12]}"
-    with FileLock(f"{venv}.lock"):
-        if not (venv / "ready").exists():
-            uv = find_uv_bin()
-            subprocess.run(
-                [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-                check=True,
-            )
-            install = [uv, "pip", "install", "--quiet", "--python", str(venv)]
-            for path in pyprojects:
-                install += ["-r", str(path)]
-            install += ["--group", f"{pyprojects[0]}:dev"]
-            subprocess.run(install, check=True)
-            (venv / "ready").touch()
-    return venv
+    return build_project_env(pyprojects, tmp_path_factory.getbasetemp().parent)

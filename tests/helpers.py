@@ -1,11 +1,14 @@
 """What the template's tests share: the answer matrix and how to run a project."""
 
+import hashlib
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from pytest_copie.plugin import Copie
 from uv import find_uv_bin
 
@@ -102,3 +105,24 @@ def run(
             f"--- stdout ---\n{process.stdout}\n--- stderr ---\n{process.stderr}"
         )
     return process
+
+
+def build_project_env(pyprojects: list[Path], parent: Path) -> Path:
+    """A virtual environment under ``parent`` with the dependencies (and dev
+    group) of the rendered ``pyprojects``: built once per dependency set, with
+    uv, and safe to share between processes."""
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in pyprojects)).hexdigest()
+    venv = parent / f"project-env-{key[:12]}"
+    with FileLock(f"{venv}.lock"):
+        if not (venv / "ready").exists():
+            subprocess.run(
+                [UV, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                check=True,
+            )
+            install = [UV, "pip", "install", "--quiet", "--python", str(venv)]
+            for path in pyprojects:
+                install += ["-r", str(path)]
+            install += ["--group", f"{pyprojects[0]}:dev"]
+            subprocess.run(install, check=True)
+            (venv / "ready").touch()
+    return venv

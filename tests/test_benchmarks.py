@@ -1,0 +1,57 @@
+"""The benchmark script the README documents still starts, and judges the
+targets right (its timings are measured by running it, not in the tests)."""
+
+import argparse
+import subprocess
+import sys
+
+from benchmarks import run as benchmark
+
+from .helpers import ROOT
+
+
+def test_benchmark_script_starts() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--quick" in result.stdout
+
+
+def results(rollback_at_50: float, create_all_at_10: float, upgrade: float) -> dict:
+    rows = [
+        {
+            "models": models,
+            "tests": 20,
+            "rollback_ms": 1.0,
+            "create_all_ms": 2.0,
+            "rollback_suite_s": 1.0,
+            "create_all_suite_s": 1.0,
+        }
+        for models in benchmark.MODEL_COUNTS
+    ]
+    rows[1]["create_all_ms"] = create_all_at_10
+    rows[2]["rollback_ms"] = rollback_at_50
+    return {
+        "copy": {"median": 0.5, "min": 0.5, "max": 0.5},
+        "first_green": {"median": 5.0},
+        "isolation": rows,
+        "upgrade": {
+            "create_app_s": 1.0,
+            "upgrade_s": upgrade,
+            "interpreter_s": 0.01,
+            "generated_suite_s": 2.0,
+        },
+        "template_suite": 200.0,
+    }
+
+
+def test_report_marks_each_target_met_or_not() -> None:
+    args = argparse.Namespace(quick=True, runs=1)
+    good = benchmark.report(results(1.4, 6.0, 1.2), args)
+    bad = benchmark.report(results(1.6, 4.0, 1.4), args)
+    assert good.count("| yes |") == 4
+    assert bad.count("| no |") == 3
+    assert "| 1.40 x | yes |" in good and "| 1.60 x | no |" in bad
