@@ -136,6 +136,12 @@ class Bench:
         return statistics.median(measure() for _ in range(runs or self.runs))
 
 
+def flask(project: Path, env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        ["flask", *args], cwd=project, env=env, check=True, capture_output=True
+    )
+
+
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
@@ -189,20 +195,8 @@ def measure_isolation(
             )
         )
         env = project_environ(venv)
-        subprocess.run(
-            ["flask", "db", "upgrade"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            ["flask", "db", "migrate", "-m", f"{models} bench models"],
-            cwd=project,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        flask(project, env, "db", "upgrade")
+        flask(project, env, "db", "migrate", "-m", f"{models} bench models")
         (project / "tests/test_bench.py").write_text(BENCH_TESTS)
         for tests in test_counts:
             row: dict[str, float] = {"models": models, "tests": tests}
@@ -261,13 +255,7 @@ def measure_isolation(
 def measure_upgrade_at_head(bench: Bench, venv: Path) -> dict[str, float]:
     project = bench.copy()
     env = project_environ(venv, FLASK_DEBUG="1")
-    subprocess.run(
-        ["flask", "db", "upgrade"],
-        cwd=project,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    flask(project, env, "db", "upgrade")
     runs = max(bench.runs, 7)
     create = bench.median(
         lambda: timed(

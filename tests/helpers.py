@@ -107,6 +107,19 @@ def run(
     return process
 
 
+def run_tests(
+    project: Path, venv: Path, *args: str, check: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the rendered project's own test suite (or ``args`` of it)."""
+    return run(
+        project,
+        venv,
+        *("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *args),
+        check=check,
+        **env,
+    )
+
+
 def build_project_env(pyprojects: list[Path], parent: Path) -> Path:
     """A virtual environment under ``parent`` with the dependencies (and dev
     group) of the rendered ``pyprojects``: built once per dependency set, with

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from .helpers import project_environ, run
+from .helpers import project_environ, run, run_tests
 from .servers import Server, engine
 
 Render = Callable[[str], Path]
@@ -90,11 +90,8 @@ def test_generated_test_suite_passes_on_the_server(
     server: Server, database: str, render: Render, project_env: Path
 ) -> None:
     """The project's own tests, transaction-per-test isolation included."""
-    result = run(
-        render(PROJECT[server.engine]),
-        project_env,
-        *("python", "-m", "pytest", "-p", "no:cacheprovider"),
-        TEST_DATABASE_URL=database,
+    result = run_tests(
+        render(PROJECT[server.engine]), project_env, TEST_DATABASE_URL=database
     )
     assert " passed" in result.stdout
     assert "skipped" not in result.stdout

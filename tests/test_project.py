@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import MATRIX, RUNNABLE, UV, run
+from .helpers import MATRIX, RUNNABLE, UV, run, run_tests
 
 Render = Callable[[str], Path]
 
@@ -22,9 +22,7 @@ def tables(database: Path) -> set[str]:
 def test_generated_test_suite_passes(
     render: Render, project_env: Path, name: str
 ) -> None:
-    result = run(
-        render(name), project_env, "python", "-m", "pytest", "-p", "no:cacheprovider"
-    )
+    result = run_tests(render(name), project_env)
     assert " passed" in result.stdout
     assert "skipped" not in result.stdout
 

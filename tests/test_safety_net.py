@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .helpers import run
+from .helpers import run, run_tests
 from .servers import Server, engine
 
 NAME = "    name: Mapped[str] = mapped_column(String(100))\n"
@@ -44,18 +44,7 @@ def migrate(project: Path, venv: Path, message: str) -> tuple[str, Path]:
 
 
 def migration_tests(project: Path, venv: Path) -> tuple[int, str]:
-    result = run(
-        project,
-        venv,
-        "python",
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "tests/test_migrations.py",
-        check=False,
-    )
+    result = run_tests(project, venv, "tests/test_migrations.py", check=False)
     return result.returncode, result.stdout
 
 

@@ -145,3 +145,58 @@ def test_model_change_migrates_without_losing_a_row(
         rows(database, "SELECT id, email, name, created_at FROM users") == users_before
     )
     assert rows(database, "SELECT * FROM posts ORDER BY id") == posts_before
+
+
+ORPHAN_REVISION = '''\
+"""add posts, and one that points at no user"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0ffe0ffe0ffe"
+down_revision = "3f1a9c2b7d40"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "posts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_posts_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
+    )
+    op.execute("INSERT INTO posts (id, user_id) VALUES (1, 999)")
+
+
+def downgrade() -> None:
+    op.drop_table("posts")
+'''
+
+
+def test_sqlite_migration_that_leaves_orphan_rows_is_rolled_back(
+    fresh_project: Callable[..., Path], project_env: Path
+) -> None:
+    """Foreign keys are off while migrations run on SQLite; the check before each
+    commit still refuses what PostgreSQL would refuse."""
+    project = fresh_project()
+    database = project / "instance" / "my_flask_app.db"
+    (
+        project / "migrations/versions/2026_11_22_000000-0ffe0ffe0ffe_posts.py"
+    ).write_text(ORPHAN_REVISION)
+
+    result = run(project, project_env, "flask", "db", "upgrade", check=False)
+
+    assert result.returncode != 0
+    assert (
+        "Migration 0ffe0ffe0ffe leaves 1 row(s) whose foreign key points at no row"
+        in result.stderr
+    )
+    assert "posts row 1 -> users" in result.stderr
+    assert rows(database, "SELECT version_num FROM alembic_version") == [
+        ("3f1a9c2b7d40",)
+    ]
+    assert rows(database, "SELECT name FROM sqlite_master WHERE name = 'posts'") == []

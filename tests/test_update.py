@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from copier import run_copy, run_update
 
-from .helpers import ROOT, run
+from .helpers import ROOT, run, run_tests
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -280,9 +280,7 @@ def test_update_brings_template_changes_and_keeps_the_users_work(
         config[:start] + resolved + config[end:]
     )
     assert conflicted(project) == set()
-    result = run(
-        project, project_env, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"
-    )
+    result = run_tests(project, project_env)
     assert " passed" in result.stdout
     run(project, project_env, "flask", "db", "upgrade")
     run(project, project_env, "flask", "db", "check")
@@ -321,28 +319,14 @@ def test_changing_answers_through_update_gives_a_working_project(
     database = make_database("postgresql")
     run(project, project_env, "flask", "db", "upgrade", DATABASE_URL=database)
     run(project, project_env, "flask", "db", "check", DATABASE_URL=database)
-    result = run(
-        project,
-        project_env,
-        *("python", "-m", "pytest", "-q", "-p", "no:cacheprovider"),
-        TEST_DATABASE_URL=make_database("postgresql"),
+    result = run_tests(
+        project, project_env, TEST_DATABASE_URL=make_database("postgresql")
     )
     assert " passed" in result.stdout
 
 
 def failing_tests(project: Path, venv: Path) -> set[str]:
-    result = run(
-        project,
-        venv,
-        "python",
-        "-m",
-        "pytest",
-        "-q",
-        "-rf",
-        "-p",
-        "no:cacheprovider",
-        check=False,
-    )
+    result = run_tests(project, venv, "-rf", check=False)
     return {
         line.split()[1]
         for line in result.stdout.splitlines()
