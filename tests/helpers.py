@@ -82,6 +82,28 @@ def project_environ(venv: Path | None, **extra: str) -> dict[str, str]:
     return env
 
 
+def add_model(project: Path, module: str, name: str, source: str) -> None:
+    """Add a model module to a default project and import it in
+    models/__init__.py, as that file asks, so autogenerate sees it."""
+    models = project / "my_flask_app" / "models"
+    (models / f"{module}.py").write_text(source)
+    init = models / "__init__.py"
+    text = init.read_text()
+    for old, new in (
+        (
+            "from .user import User",
+            f"from .{module} import {name}\nfrom .user import User",
+        ),
+        (
+            '__all__ = ["User"]',
+            f"__all__ = {sorted([name, 'User'])!r}".replace("'", '"'),
+        ),
+    ):
+        assert old in text, f"{old!r} not in {init}"
+        text = text.replace(old, new)
+    init.write_text(text)
+
+
 def run(
     project: Path,
     venv: Path | None,

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from .helpers import run
+from .helpers import add_model, run
 
 POST_MODEL = '''\
 """A post, written by a user."""
@@ -63,15 +63,7 @@ def test_model_change_migrates_without_losing_a_row(
     flask("db", "upgrade")
 
     # A second table whose rows point at users, deleted with them (CASCADE).
-    (package / "models" / "post.py").write_text(POST_MODEL)
-    models_init = package / "models" / "__init__.py"
-    models_init.write_text(
-        models_init.read_text()
-        .replace(
-            "from .user import User", "from .post import Post\nfrom .user import User"
-        )
-        .replace('__all__ = ["User"]', '__all__ = ["Post", "User"]')
-    )
+    add_model(project, "post", "Post", POST_MODEL)
     before = set(versions.glob("*.py"))
     flask("db", "migrate", "-m", "add posts")
     posts_revision = new_revision(versions, before)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from copier import run_copy, run_update
 
-from .helpers import ROOT, run, run_tests
+from .helpers import ROOT, add_model, run, run_tests
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -173,17 +173,7 @@ def do_user_work(project: Path, venv: Path) -> None:
     package = project / "my_flask_app"
     flask("db", "upgrade")
     # A model of their own, with its revision.
-    (package / "models" / "order.py").write_text(ORDER_MODEL)
-    edit(
-        package / "models" / "__init__.py",
-        "from .user import User",
-        "from .order import Order\nfrom .user import User",
-    )
-    edit(
-        package / "models" / "__init__.py",
-        '__all__ = ["User"]',
-        '__all__ = ["Order", "User"]',
-    )
+    add_model(project, "order", "Order", ORDER_MODEL)
     # An edit to the example model, in the same revision.
     edit(
         package / "models" / "user.py",
@@ -372,14 +362,8 @@ def test_update_from_the_oldest_renderable_commit_to_head(
     copy_as_a_user_would(template, project, "v0.0.1")
     git(project, "init", "-q", "-b", "main")
     commit_all(project, "Generated")
-    package = project / "my_flask_app"
     run(project, project_env, "flask", "db", "upgrade")
-    (package / "models" / "order.py").write_text(ORDER_MODEL)
-    edit(
-        package / "models" / "__init__.py",
-        "from .user import User",
-        "from .order import Order\nfrom .user import User",
-    )
+    add_model(project, "order", "Order", ORDER_MODEL)
     run(project, project_env, "flask", "db", "migrate", "-m", "add orders")
     run(project, project_env, "flask", "db", "upgrade")
     readme = project / "README.md"
