@@ -476,6 +476,11 @@ def main() -> None:
         print("5. the template's test suite", flush=True)
         results["template_suite"] = measure_template_suite()
     text = report(results, args)
+    # benchmarks/traffic.py measures apart (it needs PostgreSQL): keep its section.
+    from benchmarks.traffic import kept_section
+
+    if kept := kept_section(args.output):
+        text = text.rstrip("\n") + "\n\n" + kept
     args.output.write_text(text)
     print(text)
 

@@ -25,6 +25,7 @@ MATRIX: dict[str, dict[str, Any]] = {
     "gitlab": {"ci": "gitlab"},
     "no-ci": {"ci": "none"},
     "no-docker": {"docker": False},
+    "kubernetes": {"kubernetes": True},
     "python-3.14": {"python_version": "3.14"},
     "apache": {"license": "Apache-2.0"},
     "bsd": {"license": "BSD-3-Clause"},
@@ -142,16 +143,22 @@ def run_tests(
     )
 
 
-def build_project_env(pyprojects: list[Path], parent: Path) -> Path:
+def build_project_env(
+    pyprojects: list[Path], parent: Path, python: Path | None = None
+) -> Path:
     """A virtual environment under ``parent`` with the dependencies (and dev
-    group) of the rendered ``pyprojects``: built once per dependency set, with
-    uv, and safe to share between processes."""
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in pyprojects)).hexdigest()
+    group) of the rendered ``pyprojects``, on ``python`` (default: this one):
+    built once per dependency set and interpreter, with uv, and safe to share
+    between processes."""
+    python = python or Path(sys.executable)
+    key = hashlib.sha256(
+        b"".join(p.read_bytes() for p in pyprojects) + str(python).encode()
+    ).hexdigest()
     venv = parent / f"project-env-{key[:12]}"
     with FileLock(f"{venv}.lock"):
         if not (venv / "ready").exists():
             subprocess.run(
-                [UV, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                [UV, "venv", "--quiet", "--python", str(python), str(venv)],
                 check=True,
             )
             install = [UV, "pip", "install", "--quiet", "--python", str(venv)]

@@ -55,3 +55,30 @@ def test_report_marks_each_target_met_or_not() -> None:
     assert good.count("| yes |") == 4
     assert bad.count("| no |") == 3
     assert "| 1.40 x | yes |" in good and "| 1.60 x | no |" in bad
+
+
+def test_traffic_benchmark_starts_and_its_section_survives_a_full_run(
+    tmp_path,
+) -> None:
+    """benchmarks/traffic.py replaces only its own section of BENCHMARKS.md,
+    and benchmarks/run.py, which rewrites the file, keeps it."""
+    from benchmarks import traffic
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "traffic.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--rows" in result.stdout
+    section = f"{traffic.SECTION}\n\n| old |\n"
+    newer = section.replace("old", "new")
+    document = "# Benchmarks\n\n## Other\n\ntext\n"
+    once = traffic.replace_section(document, section)
+    assert once == document + "\n" + section
+    again = traffic.replace_section(once, newer)
+    assert again.count(traffic.SECTION) == 1
+    assert "| new |" in again and "| old |" not in again
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(again + "\n## Later\n\nmore\n")
+    assert traffic.kept_section(path) == newer

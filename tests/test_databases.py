@@ -98,6 +98,23 @@ def test_generated_test_suite_passes_on_the_server(
     assert tables(database) == {"alembic_version", "users"}
 
 
+def test_project_without_models_passes_its_tests_on_the_server(
+    server: Server,
+    database: str,
+    fresh_project: Callable[..., Path],
+    project_env: Path,
+) -> None:
+    """With no revision to run, Alembic's alembic_version table is the only
+    change, and it is committed before the migration lock is released (it used
+    to be rolled back on PostgreSQL, failing the migration tests on day one)."""
+    project = fresh_project(example_model=False, database=server.engine)
+
+    result = run_tests(project, project_env, TEST_DATABASE_URL=database)
+
+    assert " passed" in result.stdout
+    assert tables(database) == {"alembic_version"}
+
+
 TEAM_MODEL = '''\
 """A team of users."""
 
@@ -228,13 +245,13 @@ def downgrade() -> None:
 
 
 def upgrade_five_at_once(
-    project: Path, venv: Path, database: str
+    project: Path, venv: Path, database: str, **env: str
 ) -> list[subprocess.CompletedProcess[str]]:
     processes = [
         subprocess.Popen(
             ["flask", "db", "upgrade"],
             cwd=project,
-            env=project_environ(venv, DATABASE_URL=database),
+            env=project_environ(venv, DATABASE_URL=database, **env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -263,7 +280,11 @@ def test_five_deploys_upgrading_at_once_migrate_exactly_once(
         project / "migrations/versions/2026_11_22_000000-5a1e0c0ffee1_audit.py"
     ).write_text(SLOW_REVISION)
 
-    results = upgrade_five_at_once(project, project_env, database)
+    # A lock timeout shorter than the slow migration: waiting for the
+    # migration lock must not time out.
+    results = upgrade_five_at_once(
+        project, project_env, database, MIGRATION_LOCK_TIMEOUT="1"
+    )
 
     assert [result.returncode for result in results] == [0] * 5, "\n".join(
         map(output, results)
@@ -293,11 +314,9 @@ def test_without_the_lock_concurrent_deploys_collide(
         project / "migrations/versions/2026_11_22_000000-5a1e0c0ffee1_audit.py"
     ).write_text(SLOW_REVISION)
     env_py = project / "migrations" / "env.py"
-    locked = "with migration_lock(connection), sqlite_foreign_keys_off(connection):"
+    locked = "locking.migration_lock(connection, LOCK_NAME),"
     assert locked in env_py.read_text()
-    env_py.write_text(
-        env_py.read_text().replace(locked, "with sqlite_foreign_keys_off(connection):")
-    )
+    env_py.write_text(env_py.read_text().replace(locked, ""))
 
     results = upgrade_five_at_once(project, project_env, database)
 

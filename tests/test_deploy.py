@@ -5,14 +5,17 @@ gunicorn refuses unsafe settings, and the compose file is valid."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -20,7 +23,7 @@ from .helpers import project_environ, run
 from .servers import engine
 from .test_workflows import check_jsonschema
 
-SECRET_KEY = "a-real-secret-key-" + "0123456789abcdef" * 3
+SECRET_KEY = "a-real-secret-key-9c4e1f7a02b85d36e7c1094fa3b6d2e58f07c1a94be3d652"
 
 
 def free_port() -> int:
@@ -37,19 +40,21 @@ def fetch(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def test_start_script_waits_migrates_and_serves(
-    fresh_project: Callable[..., Path],
-    project_env: Path,
-    make_database: Callable[[str], str],
-) -> None:
-    project = fresh_project()
-    database = make_database("postgresql")
+class Served(NamedTuple):
+    port: int
+    pid: int
+    output: list[str]  # filled when the server has stopped
+
+
+@contextmanager
+def start_script(project: Path, venv: Path, database: str) -> Iterator[Served]:
+    """Run scripts/start.sh until gunicorn answers /health; stop it after."""
     port = free_port()
     server = subprocess.Popen(
         [str(project / "scripts" / "start.sh")],
         cwd="/",  # the script finds the project from its own path
         env=project_environ(
-            project_env,
+            venv,
             DATABASE_URL=database,
             SECRET_KEY=SECRET_KEY,
             HOST="127.0.0.1",
@@ -60,37 +65,115 @@ def test_start_script_waits_migrates_and_serves(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    served = Served(port, server.pid, [])
     try:
         deadline = time.monotonic() + 90
         while True:
             assert server.poll() is None, server.communicate()[0]
             try:
-                status, body = fetch(f"http://127.0.0.1:{port}/health")
+                fetch(f"http://127.0.0.1:{port}/health")
                 break
             except (ConnectionError, urllib.error.URLError):
                 assert time.monotonic() < deadline, "gunicorn did not answer in 90 s"
                 time.sleep(0.5)
+        yield served
+    finally:
+        server.send_signal(signal.SIGTERM)
+        served.output.append(server.communicate(timeout=30)[0])
+    assert server.returncode == 0, served.output[0]
+
+
+def alembic_versions(database: str) -> list[tuple[str]]:
+    bind = engine(database)
+    with bind.connect() as connection:
+        versions = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+        rows = [tuple(row) for row in versions]
+    bind.dispose()
+    return rows
+
+
+def test_start_script_waits_migrates_and_serves(
+    fresh_project: Callable[..., Path],
+    project_env: Path,
+    make_database: Callable[[str], str],
+) -> None:
+    project = fresh_project()
+    database = make_database("postgresql")
+    with start_script(project, project_env, database) as served:
+        status, body = fetch(f"http://127.0.0.1:{served.port}/health")
         assert (status, json.loads(body)) == (200, {"status": "ok", "database": "ok"})
-        status, body = fetch(f"http://127.0.0.1:{port}/")
+        status, body = fetch(f"http://127.0.0.1:{served.port}/")
         assert status == 200
         assert b"<h1>My Flask App</h1>" in body
         # The script exec'd gunicorn: its process is now gunicorn's master.
-        command_line = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        command_line = Path(f"/proc/{served.pid}/cmdline").read_bytes()
         assert b"gunicorn" in command_line
-
-        bind = engine(database)
-        with bind.connect() as connection:
-            versions = connection.exec_driver_sql(
-                "SELECT version_num FROM alembic_version"
-            )
-            assert versions.all() == [("3f1a9c2b7d40",)]
-        bind.dispose()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0]
-    assert server.returncode == 0, output
+        assert alembic_versions(database) == [("3f1a9c2b7d40",)]
+    output = served.output[0]
     assert "Running upgrade  -> 3f1a9c2b7d40" in output
     assert re.search(r"Listening at: http://127\.0\.0\.1:\d+", output)
+
+
+NEWER_REVISION = '''"""add nickname to users (the newer release's migration)"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "4b2e8d1c9a07"
+down_revision = "3f1a9c2b7d40"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("nickname", sa.String(50), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("nickname")
+'''
+
+
+def test_start_script_serves_a_database_a_newer_release_migrated(
+    fresh_project: Callable[..., Path],
+    project_env: Path,
+    make_database: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    """A rollback (or an old instance during a rolling deploy): the database is
+    one revision ahead of the code. The start script warns, skips the upgrade
+    (which would fail: "Can't locate revision") and serves."""
+    previous = fresh_project()
+    newer = tmp_path / "newer-release"
+    shutil.copytree(previous, newer)
+    versions = newer / "migrations" / "versions"
+    (versions / "2026_11_22_000000-4b2e8d1c9a07_add_nickname.py").write_text(
+        NEWER_REVISION
+    )
+    database = make_database("postgresql")
+    run(newer, project_env, "flask", "db", "upgrade", DATABASE_URL=database)
+    assert alembic_versions(database) == [("4b2e8d1c9a07",)]
+
+    with start_script(previous, project_env, database) as served:
+        status, body = fetch(f"http://127.0.0.1:{served.port}/health")
+        assert (status, json.loads(body)) == (200, {"status": "ok", "database": "ok"})
+        assert fetch(f"http://127.0.0.1:{served.port}/")[0] == 200
+        assert alembic_versions(database) == [("4b2e8d1c9a07",)]
+        status_probe = run(
+            previous, project_env, "flask", "db-status", DATABASE_URL=database
+        )
+    output = served.output[0]
+    assert (
+        "Warning: the database is at 4b2e8d1c9a07, a revision this code does not"
+        " know" in " ".join(output.split())
+    )
+    assert "Skipping `flask db upgrade`." in output
+    assert "Can't locate revision" not in output
+    assert "Running upgrade" not in output
+    # The readiness probe keeps the old instances in service, with the warning.
+    assert "4b2e8d1c9a07, a revision this code does not know" in status_probe.stderr
 
 
 @pytest.mark.parametrize(
@@ -134,7 +217,7 @@ def test_compose_file_is_valid_and_migrates_before_serving(
     compose = project / "compose.yaml"
     check_jsonschema("vendor.compose-spec", compose)
     text = compose.read_text()
-    assert 'command: ["flask", "db", "upgrade"]' in text
+    assert 'command: ["flask", "db-status", "--upgrade"]' in text
     assert "condition: service_completed_successfully" in text
     assert ("condition: service_healthy" in text) == (database != "sqlite")
     # Secrets come from the environment, never from the repository.

@@ -27,15 +27,33 @@ BAD_ANSWERS: list[tuple[dict[str, Any], str, str]] = [
     ({"package_name": "migrations"}, "package_name", "would shadow a package"),
     ({"package_name": "tests"}, "package_name", "would shadow a package"),
     ({"package_name": "app"}, "package_name", "would shadow a package"),
-    # The derived default is checked too: this project name yields "2048_game".
-    (
-        {"project_name": "2048 Game"},
-        "package_name",
-        "not a lowercase Python identifier",
-    ),
+    # Names that passed before and broke the project (issue 11, item 7).
+    ({"package_name": "shop_"}, "package_name", "ends with an underscore"),
+    ({"package_name": "shop\n"}, "package_name", "not a lowercase Python identifier"),
+    ({"package_name": "pluggy"}, "package_name", "would shadow a package"),
+    ({"package_name": "mypy"}, "package_name", "would shadow a package"),
+    ({"package_name": "packaging"}, "package_name", "would shadow a package"),
+    ({"package_name": "iniconfig"}, "package_name", "would shadow a package"),
+    ({"package_name": "py"}, "package_name", "would shadow a package"),
+    ({"package_name": "python_dotenv"}, "package_name", "would shadow a package"),
+    ({"package_name": "sitecustomize"}, "package_name", 'ends in "customize"'),
+    ({"package_name": "usercustomize"}, "package_name", 'ends in "customize"'),
+    ({"package_name": "xxsubtype"}, "package_name", "standard-library module"),
+    ({"package_name": "a" * 31}, "package_name", "use 30 or fewer"),
+    # Free text that no file can hold on one line (items 2 and 3).
+    ({"project_name": "My\nApp"}, "project_name", "holds a line break"),
+    ({"description": "One\nTwo"}, "description", "holds a line break"),
+    ({"description": "Tab\there"}, "description", "control character"),
+    ({"author_name": "Jane\r\nDoe"}, "author_name", "holds a line break"),
     ({"author_name": ""}, "author_name", "must not be empty"),
     ({"author_email": "grace"}, "author_email", "not an email address"),
     ({"author_email": "grace@localhost"}, "author_email", "not an email address"),
+    # Refused later by the build backend before (item 10).
+    ({"author_email": "a,b@x.com"}, "author_email", "not an email address"),
+    ({"author_email": "a@x..com"}, "author_email", "not an email address"),
+    ({"author_email": "jos\u00e9@x.com"}, "author_email", "in ASCII"),
+    ({"author_email": '"a b"@x.com'}, "author_email", "not an email address"),
+    ({"author_email": "a@x.com\n"}, "author_email", "not an email address"),
     ({"python_version": "3.10"}, "python_version", "Invalid choice"),
     ({"database": "oracle"}, "database", "Invalid choice"),
     ({"license": "GPL-3.0"}, "license", "Invalid choice"),
@@ -94,7 +112,22 @@ def test_cli_reports_a_bad_answer_on_its_last_line_and_writes_nothing(
     [
         ("My Flask App", "my_flask_app"),
         ("Billing API v2", "billing_api_v2"),
-        ("  Café-Orders!  ", "caf_orders"),
+        ("  Café-Orders!  ", "cafe_orders"),
+        # Issue 11: a good default from any name, never one the validator refuses.
+        ("Crème Brûlée \u2013 Ålesund", "creme_brulee_alesund"),
+        ("Магазин Обуви", "magazin_obuvi"),
+        ("Ψηφιακό Κατάστημα", "psifiako_katastima"),
+        ("商店", "my_flask_app"),
+        ("2048 Game", "app_2048_game"),
+        ("Flask", "flask_app"),
+        ("Test", "test_app"),
+        ("App", "my_app"),
+        ("Site Customize", "site_customize_app"),
+        ("sitecustomize", "sitecustomize_app"),
+        (
+            "A Very Long Project Name For Billing Customers",
+            "a_very_long_project_name_for",
+        ),
     ],
 )
 def test_package_name_defaults_from_project_name(
@@ -147,6 +180,7 @@ def test_interactive_prompt_explains_a_bad_answer_and_asks_again(
             "example User model",
             "Continuous integration",
             "Dockerfile and compose.yaml",
+            "Kubernetes manifests",
             "License",
         ):
             child.expect(prompt)

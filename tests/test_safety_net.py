@@ -7,24 +7,15 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from .helpers import run, run_tests
 from .servers import Server, engine
 
 NAME = "    name: Mapped[str] = mapped_column(String(100))\n"
+EMAIL = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
 INITIAL_REVISION = "3f1a9c2b7d40"
-DOWNGRADE_RENAME = """
-
-def downgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.alter_column(
-            "full_name",
-            existing_type=sa.String(length=100),
-            new_column_name="name",
-            existing_nullable=False,
-        )
-"""
 
 
 def edit_model(project: Path, old: str, new: str) -> None:
@@ -43,38 +34,41 @@ def migrate(project: Path, venv: Path, message: str) -> tuple[str, Path]:
     return result.stdout + result.stderr, revision
 
 
-def migration_tests(project: Path, venv: Path) -> tuple[int, str]:
-    result = run_tests(project, venv, "tests/test_migrations.py", check=False)
+def migration_tests(
+    project: Path, venv: Path, *args: str, **env: str
+) -> tuple[int, str]:
+    result = run_tests(
+        project, venv, "tests/test_migrations.py", *args, check=False, **env
+    )
     return result.returncode, result.stdout
 
 
 def apply_the_rename_hint(revision: Path) -> None:
-    """What the user does: take the suggested code from the revision's comments
-    as the upgrade, write the reverse rename as the downgrade, drop the rest."""
+    """What the user does: replace upgrade()'s and downgrade()'s batch block with
+    the code their LIKELY RENAME comment gives, and acknowledge what the review
+    listed at the top."""
     text = revision.read_text()
-    hint = re.search(r"which keeps the data:\n((?:\s*#     .*\n)+)", text)
-    assert hint, text
-    code = [re.sub(r"^\s*#     ", "", line) for line in hint.group(1).splitlines()]
-    head = text[: text.index("def upgrade() -> None:")]
-    head = re.sub(
-        r"# THIS REVISION DESTROYS DATA.*?\n\]\n\n", "", head, flags=re.DOTALL
-    )
-    revision.write_text(
-        head
-        + "def upgrade() -> None:\n"
-        + '    with op.batch_alter_table("users", schema=None) as batch_op:\n'
-        + "".join(f"        {line}\n" for line in code)
-        + DOWNGRADE_RENAME
-    )
+    for function in ("upgrade", "downgrade"):
+        start = text.index(f"def {function}() -> None:")
+        end = text.find("\ndef ", start)
+        end = len(text) if end < 0 else end
+        hint = re.search(
+            r"created on the renamed column\.\n((?:\s*#     .*\n)+)", text[start:end]
+        )
+        assert hint, text
+        code = [re.sub(r"^\s*#     ", "", line) for line in hint.group(1).splitlines()]
+        body = "".join(f"    {line}\n" for line in code)
+        text = f"{text[:start]}def {function}() -> None:\n{body}\n{text[end:]}"
+    revision.write_text(re.sub(r'^    # (".*",)$', r"    \1", text, flags=re.MULTILINE))
 
 
-def rename_name_to_full_name(project: Path, venv: Path) -> tuple[str, Path]:
+def rename_email_to_login(project: Path, venv: Path) -> tuple[str, Path]:
     run(project, venv, "flask", "db", "upgrade")
-    edit_model(project, NAME, NAME.replace("name:", "full_name:"))
-    return migrate(project, venv, "rename name to full_name")
+    edit_model(project, EMAIL, EMAIL.replace("email:", "login:"))
+    return migrate(project, venv, "rename email to login")
 
 
-def test_rename_is_flagged_refused_and_its_hint_keeps_every_value_on_sqlite(
+def test_rename_is_flagged_refused_and_its_hint_keeps_values_and_uniqueness_on_sqlite(
     fresh_project: Callable[..., Path], project_env: Path
 ) -> None:
     project = fresh_project(database="sqlite")
@@ -85,47 +79,50 @@ def test_rename_is_flagged_refused_and_its_hint_keeps_every_value_on_sqlite(
             "INSERT INTO users (email, name) VALUES (?, ?)",
             [(f"u{n}@example.com", f"Name {n}") for n in range(100)],
         )
-    names = sorted(connection.execute("SELECT id, name FROM users").fetchall())
+    emails = sorted(connection.execute("SELECT id, email FROM users").fetchall())
 
-    output, revision = rename_name_to_full_name(project, project_env)
+    output, revision = rename_email_to_login(project, project_env)
 
     # On the terminal: the loss, and the rename that avoids it.
-    assert (
-        "Warning: this revision destroys data. Review it before committing:" in output
-    )
-    assert "  - drop column users.name" in output
-    assert "Likely rename (column users.name -> users.full_name)." in output
-    assert "new_column_name='full_name'" in output
+    assert "Warning: the review flagged this revision." in output
+    assert "  - DATA LOSS: drop column users.email" in output
+    assert "Likely rename (column users.email -> users.login)." in output
+    assert "new_column_name='login'" in output
     # In the script: the same, next to the operation, and the acknowledgement list.
     script = revision.read_text()
-    assert "# DATA LOSS: drop column users.name." in script
-    assert (
-        "# LIKELY RENAME: users.name was dropped and users.full_name added," in script
-    )
-    assert '    # "drop column users.name",\n' in script
+    assert "# DATA LOSS: drop column users.email." in script
+    assert "# LIKELY RENAME in users: email -> login (dropped and added," in script
+    assert '    # "drop column users.email",\n' in script
     # The generated migration tests refuse it.
     returncode, report = migration_tests(project, project_env)
     assert returncode != 0
-    assert "rename_name_to_full_name.py: drop column users.name" in report
+    assert "rename_email_to_login.py: 'drop column users.email' (DATA LOSS)" in report
 
     apply_the_rename_hint(revision)
 
     assert migration_tests(project, project_env)[0] == 0
     run(project, project_env, "flask", "db", "upgrade")
     with sqlite3.connect(database) as connection:
-        renamed = sorted(
-            connection.execute("SELECT id, full_name FROM users").fetchall()
-        )
-    assert renamed == names
+        renamed = sorted(connection.execute("SELECT id, login FROM users").fetchall())
+        assert renamed == emails
+        # The unique constraint survived the rename (SQLite's batch rebuild
+        # drops one created in the same block as the rename).
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            connection.execute(
+                "INSERT INTO users (login, name) VALUES ('u1@example.com', 'Dup')"
+            )
     run(project, project_env, "flask", "db", "check")
     run(project, project_env, "flask", "db", "downgrade")
     with sqlite3.connect(database) as connection:
-        assert (
-            sorted(connection.execute("SELECT id, name FROM users").fetchall()) == names
-        )
+        query = "SELECT id, email FROM users"
+        assert sorted(connection.execute(query).fetchall()) == emails
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            connection.execute(
+                "INSERT INTO users (email, name) VALUES ('u1@example.com', 'Dup')"
+            )
 
 
-def test_the_hinted_rename_keeps_every_value_on_the_server(
+def test_the_hinted_rename_keeps_values_and_uniqueness_on_the_server(
     server: Server,
     database: str,
     fresh_project: Callable[..., Path],
@@ -133,7 +130,7 @@ def test_the_hinted_rename_keeps_every_value_on_the_server(
 ) -> None:
     """Written on SQLite, applied to PostgreSQL and MariaDB."""
     project = fresh_project(database=server.engine)
-    _, revision = rename_name_to_full_name(project, project_env)
+    _, revision = rename_email_to_login(project, project_env)
     apply_the_rename_hint(revision)
 
     def flask(*args: str) -> None:
@@ -146,18 +143,23 @@ def test_the_hinted_rename_keeps_every_value_on_the_server(
             sa.text("INSERT INTO users (email, name) VALUES (:email, :name)"),
             [{"email": f"u{n}@example.com", "name": f"Name {n}"} for n in range(100)],
         )
-        names = sorted(connection.execute(sa.text("SELECT id, name FROM users")).all())
+        emails = sorted(connection.execute(sa.text("SELECT id, email FROM users")))
 
     flask("db", "upgrade")
 
+    duplicate = "INSERT INTO users ({}, name) VALUES ('u1@example.com', 'Dup')"
     with bind.connect() as connection:
-        query = sa.text("SELECT id, full_name FROM users")
-        assert sorted(connection.execute(query).all()) == names
+        query = sa.text("SELECT id, login FROM users")
+        assert sorted(connection.execute(query).all()) == emails
+        with pytest.raises(sa.exc.IntegrityError):
+            connection.execute(sa.text(duplicate.format("login")))
     flask("db", "check")
     flask("db", "downgrade", INITIAL_REVISION)
     with bind.connect() as connection:
-        query = sa.text("SELECT id, name FROM users")
-        assert sorted(connection.execute(query).all()) == names
+        query = sa.text("SELECT id, email FROM users")
+        assert sorted(connection.execute(query).all()) == emails
+        with pytest.raises(sa.exc.IntegrityError):
+            connection.execute(sa.text(duplicate.format("email")))
     bind.dispose()
 
 
@@ -170,12 +172,19 @@ def test_dropped_column_is_flagged_and_passes_once_acknowledged(
 
     output, revision = migrate(project, project_env, "drop user names")
 
-    assert "  - drop column users.name" in output
+    assert "  - DATA LOSS: drop column users.name" in output
     assert "Likely rename" not in output
     assert migration_tests(project, project_env)[0] != 0
     revision.write_text(
         revision.read_text().replace(
             '    # "drop column users.name",\n', '    "drop column users.name",\n'
+        )
+    )
+    # The downgrade adds the column back to rows that have no value for it.
+    assert migration_tests(project, project_env)[0] != 0
+    revision.write_text(
+        revision.read_text().replace(
+            "nullable=False)", "nullable=False, server_default='')"
         )
     )
     assert migration_tests(project, project_env)[0] == 0
@@ -198,7 +207,7 @@ def test_pure_addition_is_not_flagged(
     assert "Likely rename" not in output
     script = revision.read_text()
     assert "DATA LOSS" not in script
-    assert "ACKNOWLEDGED_DATA_LOSS: list[str]" not in script
+    assert "ACKNOWLEDGED: list[str]" not in script
     assert migration_tests(project, project_env)[0] == 0
 
 
@@ -212,8 +221,8 @@ def test_narrowing_a_type_is_flagged_and_widening_is_not(
     output, narrowing = migrate(project, project_env, "shorter names")
 
     assert (
-        "  - change type of users.name from VARCHAR(length=100) to String(length=50)"
-        in output
+        "  - DATA LOSS: change type of users.name from VARCHAR(length=100) to"
+        " String(length=50)" in output
     )
     assert migration_tests(project, project_env)[0] != 0
     narrowing.unlink()
@@ -234,7 +243,7 @@ def test_renamed_table_gets_the_rename_table_hint(
 
     output, revision = migrate(project, project_env, "rename users to accounts")
 
-    assert "  - drop table users" in output
+    assert "  - DATA LOSS: drop table users" in output
     assert "Likely rename (table users -> accounts)." in output
     assert "op.rename_table('users', 'accounts')" in output
     assert "#     op.rename_table('users', 'accounts')" in revision.read_text()
@@ -270,4 +279,12 @@ def test_hand_written_destruction_is_refused_too(
     returncode, report = migration_tests(project, project_env)
 
     assert returncode != 0
-    assert "0dd0dd0dd0dd_drop.py: drop table users" in report
+    assert "0dd0dd0dd0dd_drop.py: 'drop table users' (DATA LOSS)" in report
+    # The list's name before the review flagged more than data loss still works.
+    revision.write_text(
+        HAND_WRITTEN.replace(
+            "depends_on = None\n",
+            'depends_on = None\nACKNOWLEDGED_DATA_LOSS = ["drop table users"]\n',
+        )
+    )
+    assert migration_tests(project, project_env, "-k", "acknowledged")[0] == 0

@@ -29,6 +29,7 @@ USER_OWNED = (
     "my_flask_app/models/user.py",
     "my_flask_app/models/order.py",
     "my_flask_app/main.py",
+    "my_flask_app/migration_settings.py",
     "my_flask_app/templates/base.html",
     "my_flask_app/templates/index.html",
     "tests/test_app.py",
@@ -394,3 +395,31 @@ def test_update_from_the_oldest_renderable_commit_to_head(
     run(project, project_env, "flask", "db", "upgrade")
     run(project, project_env, "flask", "db", "check")
     assert failing_tests(project, project_env) <= failing_before
+
+
+def test_update_refuses_to_change_the_package_name(
+    template: Path, tmp_path: Path
+) -> None:
+    """Issue 11: `copier update --data package_name=shop` used to exit 0 with the
+    template's files moved to shop/ and the user's models left behind."""
+    project = copy_project(template, tmp_path / "project")
+    before = snapshot(project)
+    process = subprocess.run(
+        [
+            *(sys.executable, "-m", "copier", "update", "--defaults"),
+            *("--data", "package_name=shop"),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode != 0
+    last_line = process.stderr.strip().splitlines()[-1]
+    assert "package_name cannot change in `copier update`" in last_line
+    assert "from 'my_flask_app' to 'shop'" in last_line
+    assert '"Renaming the package"' in last_line
+    assert snapshot(project) == before
+    assert git(project, "status", "--porcelain") == ""
+    # Keeping the name still updates.
+    update_with_api(project)

@@ -1,7 +1,7 @@
 <%!
     import json
 %><%
-    data_loss = config.attributes.get("data_loss", [])
+    findings = config.attributes.get("review_findings", [])
 %>"""${message}
 
 Revision ID: ${up_revision}
@@ -20,17 +20,20 @@ ${imports if imports else ""}
 #   batch_op.alter_column(..., new_column_name=...) or op.rename_table(...).
 # - A new NOT NULL column on a table with rows needs a server_default.
 # - Enum values, CHECK constraints and data changes are not detected.
-# - Data loss: the migration tests fail until every destructive operation in
-#   upgrade() is listed in ACKNOWLEDGED_DATA_LOSS at the top of the file.
+# - The review's findings (data loss, changes that fail once a table has rows,
+#   locks that block traffic, renames that break the running release): the
+#   migration tests fail until each is written the safe way its comment shows
+#   or listed in ACKNOWLEDGED at the top of the file.
 # - downgrade() must undo upgrade(); run `flask db downgrade` once to try it.
 
-% if data_loss:
-# THIS REVISION DESTROYS DATA (see the DATA LOSS comments in upgrade()).
-# The migration tests fail until each intended loss is acknowledged here:
-# check it, then uncomment its line.
-ACKNOWLEDGED_DATA_LOSS: list[str] = [
-% for loss in data_loss:
-    # ${json.dumps(loss)},
+% if findings:
+# THE REVIEW FLAGGED THIS REVISION (see the comments in upgrade()). The
+# migration tests fail until each finding is written the safe way or
+# acknowledged here: check it, then uncomment its line.
+ACKNOWLEDGED: list[str] = [
+% for note, text in findings:
+    # ${note}:
+    # ${json.dumps(text)},
 % endfor
 ]
 
@@ -47,3 +50,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     ${downgrades if downgrades else "pass"}
+% for bind in config.attributes.get("binds", []):
+
+
+def upgrade_${bind}() -> None:
+    ${context.get(bind + "_upgrades") or "pass"}
+
+
+def downgrade_${bind}() -> None:
+    ${context.get(bind + "_downgrades") or "pass"}
+% endfor

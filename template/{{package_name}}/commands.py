@@ -3,11 +3,15 @@
 import time
 
 import click
+import flask_migrate
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask.cli import with_appcontext
+from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
+from . import connect_timeout
 from .extensions import db, migrate
 
 
@@ -20,8 +24,18 @@ def db_wait(timeout: float) -> None:
     """Wait until the database accepts connections."""
     deadline = time.monotonic() + timeout
     while True:
+        # Each attempt may take only what is left of the timeout: a server that
+        # accepts connections and never answers would otherwise hold it for the
+        # driver's whole connect timeout.
+        left = max(deadline - time.monotonic(), 0.5)
+        engine = create_engine(
+            db.engine.url,
+            poolclass=NullPool,
+            connect_args=connect_timeout.connect_args(db.engine.url, left),
+        )
+        connect_timeout.install(engine)
         try:
-            with db.engine.connect():
+            with engine.connect():
                 return
         except SQLAlchemyError as exc:
             if time.monotonic() >= deadline:
@@ -29,31 +43,79 @@ def db_wait(timeout: float) -> None:
                     f"The database is still unreachable after {timeout:g}s:"
                     f" {_reason(exc)}"
                 ) from None
-        time.sleep(1)
+        finally:
+            engine.dispose()
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
 
 
 @click.command("db-status")
+@click.option(
+    "--upgrade",
+    is_flag=True,
+    help="Upgrade a database that is behind; leave one at or ahead of the code.",
+)
 @with_appcontext
-def db_status() -> None:
-    """Exit 0 when the database is at the newest revision (a readiness probe)."""
-    heads = set(ScriptDirectory.from_config(migrate.get_config()).get_heads())
+def db_status(upgrade: bool) -> None:
+    """Exit 0 when the database is ready for this code: at the newest revision,
+    or ahead of it (a readiness probe, and with --upgrade the deploy step).
+
+    Ahead means a newer release has migrated the database: a rollback, or the
+    old instances of a rolling deploy. They keep serving, which is safe because
+    each migration stays compatible with the previous release (README).
+    """
+    script = ScriptDirectory.from_config(migrate.get_config())
+    heads = set(script.get_heads())
+    known = {revision.revision for revision in script.walk_revisions()}
     try:
         with db.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
+            # Tables without a revision: made before (or without) migrations.
+            unmanaged = set() if current else _tables(connection)
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"The database is unreachable: {_reason(exc)}"
         ) from None
-    if current != heads:
+    unknown = current - known
+    if unknown:
+        target = " ".join(sorted(heads)) or "base"
+        skipped = " Skipping `flask db upgrade`." if upgrade else ""
+        click.secho(
+            f"Warning: the database is at {_revisions(unknown)}, a revision this"
+            " code does not know: a newer release has migrated it (a rollback,"
+            " or an old instance during a rolling deploy). It counts as ready:"
+            " each migration is written to work with the previous release's"
+            f" code.{skipped} To take the database back to this release, run"
+            f" `flask db downgrade {target}` with the newer"
+            " release's code.",
+            fg="yellow",
+            err=True,
+        )
+        return
+    if unmanaged and heads:
         raise click.ClickException(
-            f"The database is at {_revisions(current)}, the code expects"
-            f" {_revisions(heads)}. Run `flask db upgrade`."
+            f"The database has tables ({', '.join(sorted(unmanaged)[:5])}) but"
+            " no migration revision: it was made without these migrations, and"
+            " `flask db upgrade` would fail on the tables that exist. Adopt it"
+            " once: `flask db stamp` the revision that matches it, then `flask"
+            ' db check` (migrations/README, "Adopting an existing database").'
+        )
+    if current != heads:
+        if upgrade:
+            flask_migrate.upgrade()
+            return
+        raise click.ClickException(
+            f"The database is at {_revisions(current)}, behind the code's"
+            f" {_revisions(heads)}: not ready. Run `flask db upgrade`."
         )
     click.echo(f"The database is at the newest revision, {_revisions(heads)}.")
 
 
 def _revisions(revisions: set[str]) -> str:
     return ", ".join(sorted(revisions)) or "no revision"
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names()) - {"alembic_version"}
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -1,0 +1,276 @@
+"""Rows in every table, made from the schema itself (for the migration tests).
+
+Many migrations fail only on a table that holds rows: a NOT NULL column added
+without a server default, a unique constraint over duplicates, a foreign key
+over orphans, a cast the data does not fit. The migration tests put rows made
+here in every table before each step, so such a migration fails on the
+developer's machine instead of in production.
+
+The rows follow the reflected schema: a value of each column's type, within
+its length; NOT NULL columns filled; parents before children, each foreign key
+pointing at a real row; values that differ in every row (unique constraints);
+the values an ENUM or an `IN (...)` CHECK constraint allows. A project that
+needs realistic values passes ``customise``: it returns, for a table and a
+serial number, the values to use instead (see migrations/README).
+"""
+
+import datetime
+import decimal
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.schema import sort_tables_and_constraints
+
+# customise(table, n) -> values that replace the made ones (or None).
+Customise = Callable[[sa.Table, int], Mapping[str, Any] | None]
+
+ROWS_PER_TABLE = 2
+EPOCH = datetime.datetime(2024, 1, 1)
+
+
+class CannotMakeRows(Exception):
+    """A table this module cannot fill on its own."""
+
+
+def reflect(connection: sa.Connection) -> sa.MetaData:
+    """The tables of the database, without Alembic's own."""
+    metadata = sa.MetaData()
+    metadata.reflect(connection)
+    if "alembic_version" in metadata.tables:
+        metadata.remove(metadata.tables["alembic_version"])
+    return metadata
+
+
+def count_rows(engine: sa.Engine) -> dict[str, int]:
+    """The number of rows in each table."""
+    with engine.connect() as connection:
+        return {
+            name: connection.execute(
+                sa.select(sa.func.count()).select_from(table)
+            ).scalar_one()
+            for name, table in reflect(connection).tables.items()
+        }
+
+
+def delete_all_rows(engine: sa.Engine) -> None:
+    """Empty every table (foreign keys may point every way: checks are off)."""
+    with engine.begin() as connection:
+        tables = list(reflect(connection).tables.values())
+        if not tables:
+            return
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(
+                connection.dialect.identifier_preparer.format_table(t) for t in tables
+            )
+            connection.exec_driver_sql(f"TRUNCATE {names}")
+            return
+        checks = {
+            "sqlite": ("PRAGMA defer_foreign_keys=ON", None),
+            "mysql": ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1"),
+            "mariadb": ("SET FOREIGN_KEY_CHECKS=0", "SET FOREIGN_KEY_CHECKS=1"),
+        }
+        off, on = checks.get(connection.dialect.name, (None, None))
+        if off:
+            connection.exec_driver_sql(off)
+        for table in tables:
+            connection.execute(sa.delete(table))
+        if on:
+            connection.exec_driver_sql(on)
+
+
+class SampleRows:
+    """Adds ROWS_PER_TABLE new rows to every table each time it fills them."""
+
+    def __init__(self, customise: Customise | None = None) -> None:
+        self.customise = customise
+        self.serial = 0  # across fills, so that every value is new
+
+    def fill(self, engine: sa.Engine) -> None:
+        """Add rows to every table, in one transaction."""
+        with engine.begin() as connection:
+            metadata = reflect(connection)
+            inserted: dict[str, list[dict[str, Any]]] = {}
+            for table in parents_first(metadata):
+                inserted[table.name] = self._fill_table(connection, table, inserted)
+
+    def _fill_table(
+        self,
+        connection: sa.Connection,
+        table: sa.Table,
+        inserted: Mapping[str, list[dict[str, Any]]],
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for index in range(ROWS_PER_TABLE):
+            self.serial += 1
+            row = self._make_row(connection, table, inserted, index)
+            if self.customise is not None:
+                row.update(self.customise(table, self.serial) or {})
+            try:
+                with connection.begin_nested():
+                    result = connection.execute(sa.insert(table).values(row))
+            except sa.exc.DBAPIError as exc:
+                raise CannotMakeRows(
+                    f"The migration tests could not add a row to the table"
+                    f" {table.name!r} ({str(exc.orig).strip().splitlines()[0]}),"
+                    f" with the values {row!r}. Give them values that fit: a"
+                    " sample_row() function in tests/migration_rows.py (see"
+                    " migrations/README)."
+                ) from None
+            if result.inserted_primary_key is not None:
+                row.update(result.inserted_primary_key._asdict())
+            rows.append(row)
+        return rows
+
+    def _make_row(
+        self,
+        connection: sa.Connection,
+        table: sa.Table,
+        inserted: Mapping[str, list[dict[str, Any]]],
+        index: int,
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for column in table.columns:
+            if column is table.autoincrement_column or column.computed is not None:
+                continue
+            row[column.name] = self._value(table, column)
+        for fk in table.foreign_key_constraints:
+            row.update(self._parent_key(connection, fk, inserted, index))
+        return row
+
+    def _parent_key(
+        self,
+        connection: sa.Connection,
+        fk: sa.ForeignKeyConstraint,
+        inserted: Mapping[str, list[dict[str, Any]]],
+        index: int,
+    ) -> dict[str, Any]:
+        """Values for ``fk``'s columns that point at a row of its parent table."""
+        referred = [element.column for element in fk.elements]
+        columns = [element.parent.name for element in fk.elements]
+        parent = fk.referred_table
+        candidates = [
+            row
+            for row in inserted.get(parent.name, [])
+            if all(column.name in row for column in referred)
+        ]
+        if candidates:  # the parent's rows of this fill: new rows, new pairs
+            chosen = candidates[index % len(candidates)]
+            return {
+                name: chosen[column.name]
+                for name, column in zip(columns, referred, strict=True)
+            }
+        # A parent filled later (a cycle of foreign keys) or this very table.
+        existing = connection.execute(sa.select(*referred).limit(1)).first()
+        if existing is not None:
+            return dict(zip(columns, existing, strict=True))
+        return dict.fromkeys(columns)  # NULL, the only choice left
+
+    def _value(self, table: sa.Table, column: sa.Column[Any]) -> Any:
+        n = self.serial
+        allowed = allowed_values(table, column)
+        if allowed:
+            return allowed[n % len(allowed)]
+        column_type = column.type
+        if isinstance(column_type, sa.JSON):
+            return {"n": n}
+        try:
+            python_type = column_type.python_type
+        except NotImplementedError:
+            python_type = str
+        if python_type is bool:
+            return n % 2 == 0
+        if python_type is int:
+            return n % small_int_limit(column_type)
+        if python_type in (float, decimal.Decimal):
+            return decimal.Decimal(n % number_limit(column_type))
+        if python_type is datetime.datetime:
+            return EPOCH + datetime.timedelta(minutes=n)
+        if python_type is datetime.date:
+            return EPOCH.date() + datetime.timedelta(days=n)
+        if python_type is datetime.time:
+            return datetime.time(n % 24, n % 60)
+        if python_type is datetime.timedelta:
+            return datetime.timedelta(seconds=n)
+        if python_type is uuid.UUID:
+            return uuid.UUID(int=n)
+        if python_type is bytes:
+            return str(n).encode()
+        if python_type is dict:
+            return {"n": n}
+        if python_type is list:
+            return []
+        length = getattr(column_type, "length", None)
+        return short_text(n, length)
+
+
+def parents_first(metadata: sa.MetaData) -> list[sa.Table]:
+    """The tables, each after the tables its NOT NULL foreign keys point at.
+
+    A cycle of foreign keys is broken at a nullable one (its rows then point at
+    an earlier fill's rows, or hold NULL). Unlike metadata.sorted_tables, this
+    does not warn about cycles.
+    """
+
+    def keep_nullable_out(fk: sa.ForeignKeyConstraint) -> bool | None:
+        return None if all(column.nullable for column in fk.columns) else False
+
+    tables = list(metadata.tables.values())
+    try:
+        order = sort_tables_and_constraints(tables, filter_fn=keep_nullable_out)  # type: ignore[no-untyped-call]
+    except sa.exc.CircularDependencyError:  # NOT NULL all the way round
+        order = sort_tables_and_constraints(tables)  # type: ignore[no-untyped-call]
+    return [table for table, _ in order if table is not None]
+
+
+def small_int_limit(column_type: sa.types.TypeEngine[Any]) -> int:
+    """A bound below the largest value of an integer type (with room to spare)."""
+    if type(column_type).__name__ == "TINYINT":  # MySQL's, and its booleans
+        return 100
+    if isinstance(column_type, sa.SmallInteger):
+        return 30_000
+    return 2_000_000_000
+
+
+def number_limit(column_type: sa.types.TypeEngine[Any]) -> int:
+    """A bound on whole numbers that NUMERIC(precision, scale) holds."""
+    precision = getattr(column_type, "precision", None)
+    scale = getattr(column_type, "scale", None) or 0
+    if precision is None:
+        return 1_000
+    return int(10 ** max(int(precision) - int(scale), 0))
+
+
+def short_text(n: int, length: int | None) -> str:
+    """A text that differs for every ``n`` and fits ``length`` characters."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        n, digit = divmod(n, len(digits))
+        text = digits[digit] + text
+        if n == 0:
+            break
+    word = f"sample {text}"
+    if length is None:
+        # Valid JSON as well: MariaDB's JSON columns are LONGTEXT with a
+        # json_valid() CHECK that reflection does not report.
+        return json.dumps(word)
+    return word if len(word) <= length else text[-length:]
+
+
+def allowed_values(table: sa.Table, column: sa.Column[Any]) -> list[Any]:
+    """The values an ENUM type or an IN (...) CHECK constraint allows."""
+    enums = getattr(column.type, "enums", None)
+    if enums:
+        return list(enums)
+    for check in table.constraints:
+        if isinstance(check, sa.CheckConstraint):
+            text = str(check.sqltext)
+            if re.search(rf"\b{re.escape(column.name)}\b", text) and re.search(
+                r"\bIN\b|\bANY\b", text, re.IGNORECASE
+            ):
+                return re.findall(r"'((?:[^']|'')*)'", text)
+    return []

@@ -1,0 +1,512 @@
+"""A migration that waits for a lock gives up before the app stalls behind it.
+
+An ALTER TABLE needs an exclusive lock on its table. While it waits for one
+(behind a long transaction, an open psql session, a backup), every app query
+on that table queues behind the ALTER: the app stalls for as long as the
+migration waits, which by default is for ever. So, once the migration lock is
+held (its own wait must not time out), each migration's statements get:
+
+- a lock timeout: the longest the migration waits for any lock, hence the
+  longest an app query queues behind a waiting migration. When it expires, the
+  migration's transaction is rolled back (the queue moves on), and the
+  migration is tried again after a pause, a few times; then the command fails
+  with a message that names the session holding the lock.
+- on PostgreSQL, a statement timeout: a statement that runs for longer is
+  cancelled and its migration rolled back.
+
+The defaults, and why:
+
+- MIGRATION_LOCK_TIMEOUT=5 (seconds). An app query waits at most 5 s behind a
+  blocked migration: a slow request, not an outage, and well inside the usual
+  30 s request timeouts (gunicorn's default). On a busy table the app's own
+  transactions last milliseconds, so 5 s is plenty for the migration to get its
+  lock unless something holds it for long, and that is what should fail.
+- MIGRATION_LOCK_RETRIES=3, after pauses of 2, 4 and 8 s. A lock held for a few
+  seconds (a report, a batch job) is outlasted; a blocked `flask db upgrade`
+  gives up after 4 x 5 s + 14 s = 34 s per migration, within a minute, so a
+  deploy fails fast and says why rather than hanging.
+- MIGRATION_STATEMENT_TIMEOUT=900 (15 minutes; PostgreSQL). Long enough for an
+  index built CONCURRENTLY on tens of millions of rows; a statement that runs
+  longer while holding a lock is an outage, and a backfill that long belongs
+  in batches. A revision that needs more says so (below).
+
+Set any of them in the environment (0 turns a timeout off), or for one
+revision with a module-level LOCK_TIMEOUT, STATEMENT_TIMEOUT or LOCK_RETRIES
+in the revision file (migrations/README, "Lock timeouts").
+
+SQLite needs none of this: a waiting writer does not make readers queue, and
+the driver's busy timeout (5 s in Python's sqlite3) already bounds the wait.
+"""
+
+import functools
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any, Self
+
+from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger("alembic.env")
+
+BACKOFF_SECONDS = 2.0  # the first pause; it doubles after each retry
+
+# Environment variable -> revision-file setting, and the default.
+SETTINGS = {
+    "lock_timeout": ("MIGRATION_LOCK_TIMEOUT", "LOCK_TIMEOUT", 5.0),
+    "statement_timeout": ("MIGRATION_STATEMENT_TIMEOUT", "STATEMENT_TIMEOUT", 900.0),
+    "lock_retries": ("MIGRATION_LOCK_RETRIES", "LOCK_RETRIES", 3),
+}
+
+# Statements that MySQL/MariaDB commit as they run.
+_DDL = ("ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    lock_timeout: float  # seconds; 0: no timeout
+    statement_timeout: float
+    lock_retries: int
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        values: dict[str, Any] = {}
+        for field, (variable, _, default) in SETTINGS.items():
+            raw = environ.get(variable, "").strip()
+            values[field] = (
+                _parse(field, raw, f"The environment variable {variable}={raw!r}")
+                if raw
+                else default
+            )
+        return cls(**values)
+
+    def for_revision(self, module: ModuleType, path: str) -> Self:
+        """These timeouts, with what the revision file at ``path`` sets."""
+        changes = {}
+        for field, (_, name, _) in SETTINGS.items():
+            if hasattr(module, name):
+                value = getattr(module, name)
+                where = f"{name} = {value!r} in {os.path.basename(path)}"
+                changes[field] = _parse(field, str(value), where)
+        return replace(self, **changes)
+
+    def describe(self, backend: str) -> str:
+        statement = (
+            f", statement timeout {_seconds(self.statement_timeout)}"
+            if backend == "postgresql"
+            else ""
+        )
+        return (
+            f"lock timeout {_seconds(self.lock_timeout)}{statement},"
+            f" lock retries {self.lock_retries}"
+        )
+
+
+def _parse(field: str, raw: str, where: str) -> Any:
+    try:
+        value = int(raw) if field == "lock_retries" else float(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value < math.inf:
+        default = SETTINGS[field][2]
+        wanted = (
+            "a whole number of retries, such as 3"
+            if field == "lock_retries"
+            else "a number of seconds, such as 5 (0 turns the timeout off)"
+        )
+        raise CommandError(
+            f"{where} is not {wanted}. Fix it, or remove it for the default"
+            f" ({default:g})."
+        )
+    return value
+
+
+def _seconds(value: float) -> str:
+    return "off" if not value else f"{value:g} s"
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A database session that holds a lock the migration waits for."""
+
+    pid: int
+    state: str
+    seconds: float  # how long its transaction (or statement) has been open
+    query: str
+
+    def __str__(self) -> str:
+        query = " ".join(self.query.split())
+        if len(query) > 100:
+            query = query[:100] + "..."
+        return (
+            f"session {self.pid} ({self.state or 'unknown state'}, transaction open"
+            f" for {self.seconds:.0f} s, last query: {query or 'none shown'})"
+        )
+
+
+class _Run:
+    """The state of one `flask db` command's migrations on one connection."""
+
+    def __init__(
+        self, migration_context: MigrationContext, connection: Connection
+    ) -> None:
+        self.context = migration_context
+        self.connection = connection
+        self.backend = (
+            "postgresql" if connection.dialect.name == "postgresql" else "mysql"
+        )
+        self.defaults = Timeouts.from_environment()
+        self.revision: tuple[str, str] | None = None  # (id, message) running now
+        self.ddl_applied = False  # MySQL: the running migration committed DDL
+        self.blockers: list[Blocker] = []
+        self.saved: tuple[Any, ...] = ()
+
+    # -- the session's settings ------------------------------------------------
+
+    def save(self) -> None:
+        if self.backend == "mysql":
+            self.saved = tuple(
+                self.connection.execute(
+                    text(
+                        "SELECT @@SESSION.lock_wait_timeout,"
+                        " @@SESSION.innodb_lock_wait_timeout"
+                    )
+                ).one()
+            )
+
+    def apply(self, timeouts: Timeouts) -> None:
+        """Set ``timeouts`` for the session's next statements."""
+        if self.backend == "postgresql":
+            for name, value in (
+                ("lock_timeout", timeouts.lock_timeout),
+                ("statement_timeout", timeouts.statement_timeout),
+            ):
+                self.connection.execute(
+                    text("SELECT set_config(:name, :value, false)"),
+                    {"name": name, "value": f"{round(value * 1000)}ms"},
+                )
+        elif timeouts.lock_timeout:
+            # Whole seconds here; metadata locks (ALTER TABLE) and row locks.
+            seconds = max(1, math.ceil(timeouts.lock_timeout))
+            self.connection.execute(
+                text(
+                    "SET SESSION lock_wait_timeout = :s,"
+                    " SESSION innodb_lock_wait_timeout = :s"
+                ),
+                {"s": seconds},
+            )
+        else:
+            self.restore()
+
+    def restore(self) -> None:
+        if self.backend == "postgresql":
+            self.connection.execute(text("RESET lock_timeout"))
+            self.connection.execute(text("RESET statement_timeout"))
+        elif self.saved:
+            self.connection.execute(
+                text(
+                    "SET SESSION lock_wait_timeout = :a,"
+                    " SESSION innodb_lock_wait_timeout = :b"
+                ),
+                {"a": self.saved[0], "b": self.saved[1]},
+            )
+
+    def session_id(self) -> int:
+        sql = (
+            "SELECT pg_backend_pid()"
+            if self.backend == "postgresql"
+            else "SELECT CONNECTION_ID()"
+        )
+        return int(self.connection.execute(text(sql)).scalar_one())
+
+    # -- each revision ---------------------------------------------------------
+
+    def wrap_revisions(self) -> None:
+        """Run each revision's upgrade() and downgrade() with its own settings,
+        and note which revision is running (Alembic has no hook before one)."""
+        script = self.context.script
+        if script is None:
+            return
+        for revision in script.walk_revisions():
+            module = revision.module
+            timeouts = self.defaults.for_revision(module, revision.path)
+            for name in ("upgrade", "downgrade"):
+                function = getattr(module, name, None)
+                if callable(function) and not hasattr(function, "_timeouts"):
+                    wrapped = self._wrap(
+                        function, revision.revision, revision.doc, timeouts
+                    )
+                    setattr(module, name, wrapped)
+
+    def _wrap(
+        self, function: Callable[..., Any], revision: str, doc: str, timeouts: Timeouts
+    ) -> Callable[..., Any]:
+        @functools.wraps(function)  # Alembic logs the function's name
+        def run_revision(*args: Any, **kwargs: Any) -> Any:
+            self.revision = (revision, doc)
+            self.ddl_applied = False
+            if timeouts != self.defaults:
+                self.apply(timeouts)
+            result = function(*args, **kwargs)
+            if timeouts != self.defaults:
+                self.apply(self.defaults)
+            return result
+
+        run_revision._timeouts = timeouts  # type: ignore[attr-defined]
+        return run_revision
+
+    def note_ddl(self, *args: Any) -> None:
+        """An after_cursor_execute listener: a DDL statement succeeded."""
+        statement = str(args[2]).lstrip().upper()
+        if statement.startswith(_DDL):
+            self.ddl_applied = True
+
+    def timeouts_of_running(self) -> Timeouts:
+        wrapped = None
+        if self.revision and self.context.script is not None:
+            module = self.context.script.get_revision(self.revision[0]).module
+            wrapped = getattr(module, "upgrade", None)
+        return getattr(wrapped, "_timeouts", self.defaults)
+
+
+def is_lock_timeout(exc: DBAPIError) -> bool:
+    """PostgreSQL lock_not_available (55P03); MySQL/MariaDB error 1205."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "55P03":
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] == 1205
+
+
+def is_statement_timeout(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "57014"
+
+
+def run_with_lock_retries(
+    migration_context: MigrationContext, run_migrations: Callable[[], None]
+) -> None:
+    """Call ``run_migrations`` (Alembic's) with lock and statement timeouts.
+
+    A migration that times out waiting for a lock has been rolled back by its
+    own transaction (transaction_per_migration): it is run again, from that
+    migration on, after a pause; the ones before it stay applied. Then the
+    command fails with a message that names the session holding the lock.
+    """
+    connection = migration_context.connection
+    if connection is None or connection.dialect.name not in {
+        "postgresql",
+        "mysql",
+        "mariadb",
+    }:
+        run_migrations()
+        return
+    run = _Run(migration_context, connection)
+    # A caller that handed in a connection inside its own transaction owns that
+    # transaction: a timeout there cannot be retried, only reported.
+    owns_transactions = not connection.in_transaction()
+    run.save()
+    run.apply(run.defaults)
+    session = run.session_id()
+    if owns_transactions:
+        connection.commit()
+    run.wrap_revisions()
+    log.info("Migrations run with %s.", run.defaults.describe(run.backend))
+    if run.backend == "mysql":
+        event.listen(connection, "after_cursor_execute", run.note_ddl)
+    failures: dict[str, int] = {}
+    try:
+        with _watch_blockers(connection.engine, run, session):
+            while True:
+                run.blockers = []
+                try:
+                    run_migrations()
+                    break
+                except DBAPIError as exc:
+                    if is_statement_timeout(exc) and run.backend == "postgresql":
+                        raise CommandError(_statement_timeout_message(run)) from None
+                    if not is_lock_timeout(exc):
+                        raise
+                    if owns_transactions and connection.in_transaction():
+                        connection.rollback()
+                    revision = run.revision[0] if run.revision else ""
+                    failures[revision] = failures.get(revision, 0) + 1
+                    allowed = run.timeouts_of_running().lock_retries
+                    if (
+                        failures[revision] > allowed
+                        or not owns_transactions
+                        or run.ddl_applied
+                    ):
+                        raise CommandError(
+                            _lock_timeout_message(
+                                run, failures[revision], owns_transactions
+                            )
+                        ) from None
+                    pause = BACKOFF_SECONDS * 2 ** (failures[revision] - 1)
+                    log.warning(
+                        "Migration %s waited %s for a lock%s; rolled back, trying"
+                        " again in %g s (retry %d of %d).",
+                        revision,
+                        _seconds(run.timeouts_of_running().lock_timeout),
+                        f" held by {_name(run.blockers)}" if run.blockers else "",
+                        pause,
+                        failures[revision],
+                        allowed,
+                    )
+                    time.sleep(pause)
+                    run.apply(run.defaults)
+                    if owns_transactions:
+                        connection.commit()
+    except BaseException:
+        if not connection.invalidated:
+            if owns_transactions and connection.in_transaction():
+                connection.rollback()
+            # A caller's aborted transaction refuses it, and its rollback
+            # restores PostgreSQL's settings anyway.
+            with suppress(DBAPIError):
+                run.restore()
+            if owns_transactions:
+                connection.commit()
+        raise
+    else:
+        # Alembic's own bookkeeping (alembic_version, created outside the
+        # per-migration transactions) commits with the restored settings.
+        run.restore()
+        if owns_transactions:
+            connection.commit()
+    finally:
+        if run.backend == "mysql":
+            event.remove(connection, "after_cursor_execute", run.note_ddl)
+
+
+def _name(blockers: list[Blocker]) -> str:
+    return "; ".join(str(blocker) for blocker in blockers[:3])
+
+
+def _lock_timeout_message(run: _Run, attempts: int, owns_transactions: bool) -> str:
+    revision, doc = run.revision or ("?", "")
+    timeouts = run.timeouts_of_running()
+    if run.blockers:
+        holder = f"The lock is held by {_name(run.blockers)}."
+        kill = (
+            f"SELECT pg_terminate_backend({run.blockers[0].pid})"
+            if run.backend == "postgresql"
+            else f"KILL {run.blockers[0].pid}"
+        )
+        action = (
+            f"Let that session finish, or end it ({kill}), then run"
+            " `flask db upgrade` again."
+        )
+    else:
+        holder = (
+            "The session holding it could not be seen (it may have let go just"
+            " as the wait ended)."
+        )
+        action = "Look for long transactions, then run `flask db upgrade` again."
+    if run.ddl_applied:
+        undone = (
+            "MySQL/MariaDB had already committed the DDL statements before the"
+            " blocked one, so the migration is not retried: finish or undo them"
+            " by hand first (migrations/README, Deploying)."
+        )
+    elif not owns_transactions:
+        undone = "The caller's transaction holds the migration; it is not retried."
+    else:
+        undone = (
+            f"It was rolled back each time and tried {attempts} time(s); the"
+            " migrations before it are applied."
+        )
+    return (
+        f"Migration {revision} ({doc}) gave up waiting for a lock: each try"
+        f" waited {_seconds(timeouts.lock_timeout)}, so that the app's queries do"
+        f" not queue behind it for longer. {undone} {holder} {action} To wait"
+        " longer, raise MIGRATION_LOCK_TIMEOUT or MIGRATION_LOCK_RETRIES, or"
+        " LOCK_TIMEOUT in the revision (migrations/README, Lock timeouts)."
+    )
+
+
+def _statement_timeout_message(run: _Run) -> str:
+    revision, doc = run.revision or ("?", "")
+    timeouts = run.timeouts_of_running()
+    return (
+        f"Migration {revision} ({doc}) ran a statement for longer than the"
+        f" statement timeout ({_seconds(timeouts.statement_timeout)}); PostgreSQL"
+        " cancelled it and the migration was rolled back. If it must take that"
+        " long, set STATEMENT_TIMEOUT (seconds) in the revision, or"
+        " MIGRATION_STATEMENT_TIMEOUT; a long data change is better done in"
+        " batches (migrations/README, Lock timeouts)."
+    )
+
+
+# -- who holds the lock ----------------------------------------------------------
+
+_POSTGRESQL_BLOCKERS = text(
+    "SELECT pid, coalesce(state, ''),"
+    " extract(epoch FROM now() - coalesce(xact_start, query_start, now())),"
+    " coalesce(query, '')"
+    " FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids(:session))"
+    " ORDER BY xact_start"
+)
+_MYSQL_WAITING = text(
+    "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = :session"
+)
+# MariaDB names the holder of a metadata lock only with its metadata_lock_info
+# plugin, and MySQL in performance_schema, neither on by default: so the
+# suspects are the other sessions with a transaction open (a transaction keeps
+# the metadata locks of every table it touched until it ends) on this
+# database, oldest first.
+_MYSQL_BLOCKERS = text(
+    "SELECT p.ID, IF(p.COMMAND = 'Sleep', 'idle in transaction', p.COMMAND),"
+    " TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), COALESCE(t.trx_query, p.INFO, '')"
+    " FROM information_schema.INNODB_TRX t"
+    " JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id"
+    " WHERE p.ID <> :session AND p.DB = DATABASE() ORDER BY t.trx_started"
+)
+
+
+@contextmanager
+def _watch_blockers(engine: Engine, run: _Run, session: int) -> Iterator[None]:
+    """While the migrations run, a second connection notes who blocks them.
+
+    The database says who holds a lock only while the migration waits for it;
+    once the wait times out, that is gone, so it is looked up during the wait.
+    """
+    stop = threading.Event()
+    interval = min(0.5, max(0.05, run.defaults.lock_timeout / 5 or 0.5))
+
+    def watch() -> None:
+        try:
+            with engine.connect() as watcher:
+                watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")
+                while not stop.wait(interval):
+                    found = _blockers(watcher, run.backend, session)
+                    if found:
+                        run.blockers = found
+        except Exception:  # the watcher must never fail a migration
+            log.debug("Cannot watch for lock holders", exc_info=True)
+
+    thread = threading.Thread(target=watch, name="migration-lock-watcher", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _blockers(watcher: Connection, backend: str, session: int) -> list[Blocker]:
+    if backend == "postgresql":
+        rows = watcher.execute(_POSTGRESQL_BLOCKERS, {"session": session}).all()
+    else:
+        state = watcher.execute(_MYSQL_WAITING, {"session": session}).scalar()
+        if not state or "lock" not in str(state).lower():
+            return []
+        rows = watcher.execute(_MYSQL_BLOCKERS, {"session": session}).all()
+    return [Blocker(int(r[0]), str(r[1]), float(r[2] or 0), str(r[3])) for r in rows]

@@ -1,0 +1,94 @@
+"""Keeping the pins current: Dependabot for GitHub projects, Renovate for
+GitLab projects, each valid against its published schema; and the pre-commit
+hooks, whose configuration parses and pins every revision. (pre-commit cannot
+fetch its hooks offline, so they are not run here.)"""
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_workflows import BIN, check_jsonschema
+
+Render = Callable[[str], Path]
+
+
+def refused(schema: str, path: Path) -> bool:
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", schema, path],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode != 0
+
+
+@pytest.mark.parametrize(("name", "docker"), [("defaults", True), ("no-docker", False)])
+def test_dependabot_updates_actions_python_hooks_and_images(
+    render: Render, name: str, docker: bool, tmp_path: Path
+) -> None:
+    project = render(name)
+    config = project / ".github" / "dependabot.yml"
+    check_jsonschema("vendor.dependabot", config)
+    ecosystems = {
+        u["package-ecosystem"] for u in yaml.safe_load(config.read_text())["updates"]
+    }
+    expected = {"github-actions", "uv", "pre-commit"}
+    if docker:
+        expected |= {"docker", "docker-compose"}
+    assert ecosystems == expected
+    # The schema is not a rubber stamp.
+    broken = tmp_path / "dependabot.yml"
+    broken.write_text(config.read_text().replace("interval: weekly", "interval: often"))
+    assert refused("vendor.dependabot", broken)
+
+
+def test_renovate_config_for_gitlab_projects(render: Render, tmp_path: Path) -> None:
+    project = render("gitlab")
+    config = project / "renovate.json"
+    check_jsonschema("vendor.renovate", config)
+    assert not (project / ".github").exists()
+    text = config.read_text()
+    assert '"pre-commit": {\n    "enabled": true' in text  # off by default in Renovate
+    broken = tmp_path / "renovate.json"
+    broken.write_text(text.replace('"enabled": true', '"enabled": "yes"'))
+    assert refused("vendor.renovate", broken)
+
+
+def test_no_update_bot_without_ci(render: Render) -> None:
+    project = render("no-ci")
+    assert not (project / ".github").exists()
+    assert not (project / "renovate.json").exists()
+    assert (project / ".pre-commit-config.yaml").is_file()
+
+
+@pytest.mark.parametrize("name", ["defaults", "gitlab", "no-ci"])
+def test_pre_commit_config_parses_and_pins_every_revision(
+    render: Render, name: str, tmp_path: Path
+) -> None:
+    config = render(name) / ".pre-commit-config.yaml"
+    result = subprocess.run(
+        [BIN / "pre-commit", "validate-config", config],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    repos = yaml.safe_load(config.read_text())["repos"]
+    hooks = {hook["id"] for repo in repos for hook in repo["hooks"]}
+    assert {"ruff-check", "ruff-format", "mypy", "flask-db-check"} <= hooks
+    for repo in repos:
+        if repo["repo"] != "local":
+            assert re.fullmatch(r"v?\d+\.\d+\.\d+", repo["rev"]), repo
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(config.read_text().replace("    rev: ", "    revision: ", 1))
+    assert (
+        subprocess.run(
+            [BIN / "pre-commit", "validate-config", broken],
+            capture_output=True,
+            check=False,
+        ).returncode
+        != 0
+    )

@@ -1,0 +1,94 @@
+"""Adopting a database made without migrations (create_all, or SQL by hand,
+with the server's own constraint names): `flask db upgrade` cannot create what
+exists, `flask db-status` says how to adopt it, and the documented path
+(stamp, check, rename the constraints to the naming convention's names)
+leaves a managed database whose rows are intact and that `flask db check`
+accepts. Proven on PostgreSQL and MariaDB."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .helpers import run
+from .servers import engine
+
+# The example User table as an app without migrations would have made it: the
+# same columns, the server's default constraint names.
+LEGACY_SCHEMA = {
+    "postgresql": (
+        "CREATE TABLE users (id SERIAL PRIMARY KEY,"
+        " email VARCHAR(255) NOT NULL UNIQUE, name VARCHAR(100) NOT NULL,"
+        " created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    ),
+    "mysql": (
+        "CREATE TABLE users (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+        " email VARCHAR(255) NOT NULL UNIQUE, name VARCHAR(100) NOT NULL,"
+        " created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    ),
+}
+# What `flask db check` reports, and the one-off SQL that README prescribes.
+LEGACY_NAME = {
+    "postgresql": "removed unique constraint 'users_email_key'",
+    "mysql": "removed index 'email'",
+}
+RENAME = {
+    "postgresql": (
+        "ALTER TABLE users RENAME CONSTRAINT users_email_key TO uq_users_email;"
+        " ALTER TABLE users RENAME CONSTRAINT users_pkey TO pk_users"
+    ),
+    "mysql": "ALTER TABLE users RENAME INDEX email TO uq_users_email",
+}
+
+
+def execute(url: str, *statements: str) -> list[tuple[object, ...]]:
+    bind = engine(url)
+    rows: list[tuple[object, ...]] = []
+    with bind.begin() as connection:
+        for statement in statements:
+            for part in statement.split("; "):
+                result = connection.exec_driver_sql(part)
+                if result.returns_rows:
+                    rows = [tuple(row) for row in result]
+    bind.dispose()
+    return rows
+
+
+def test_a_database_made_without_migrations_is_adopted(
+    render: Callable[[str], Path], project_env: Path, database: str
+) -> None:
+    project = render("defaults")
+    backend = database.split(":")[0]
+    execute(
+        database,
+        LEGACY_SCHEMA[backend],
+        "INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')",
+    )
+
+    def flask(*args: str, check: bool = True) -> tuple[int, str]:
+        result = run(
+            project, project_env, "flask", *args, check=check, DATABASE_URL=database
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    # Without adoption: the upgrade would create a table that exists.
+    code, output = flask("db-status", "--upgrade", check=False)
+    assert code == 1
+    assert "has tables (users) but no migration revision" in output
+    assert "flask db stamp" in output
+    assert "Traceback" not in output
+
+    # 1. Record that the database is at the revision describing it.
+    flask("db", "stamp", "head")
+    # 2. Compare: the only difference is the unique constraint's name.
+    code, output = flask("db", "check", check=False)
+    assert code == 1
+    assert f"Detected {LEGACY_NAME[backend]}" in output
+    assert "Detected added unique constraint 'uq_users_email'" in output
+    # 3. Rename it to the naming convention's name, once, by hand.
+    execute(database, RENAME[backend])
+    code, output = flask("db", "check")
+    assert "No new upgrade operations detected" in output
+
+    flask("db-status")
+    assert execute(database, "SELECT email, name FROM users") == [
+        ("ada@example.com", "Ada")
+    ]

@@ -1,0 +1,133 @@
+"""The Kubernetes manifests (kubernetes=true): valid against the Kubernetes
+API schemas, offline and strictly, and shaped for safe rollouts: a migration
+Job, readiness from `flask db-status`, liveness without the database, no
+secret values, unprivileged pods with a read-only root filesystem."""
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pytest_copie.plugin import Copie
+
+from .helpers import copy
+from .test_workflows import BIN
+
+DATABASES = ["postgresql", "mysql", "sqlite"]
+
+
+def validate(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN / "kubernetes-validate", "--strict", *paths],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def manifests(project: Path) -> dict[str, dict[str, Any]]:
+    folder = project / "deploy" / "kubernetes"
+    return {path.name: yaml.safe_load(path.read_text()) for path in folder.iterdir()}
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def project(request: pytest.FixtureRequest, copie_session: Copie) -> Path:
+    return copy(copie_session, {"kubernetes": True, "database": request.param})
+
+
+def test_manifests_pass_strict_offline_validation(project: Path) -> None:
+    folder = project / "deploy" / "kubernetes"
+    resources = sorted(
+        p for p in folder.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+    result = validate(*resources)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" passed for resource ") == len(resources)
+
+
+def test_strict_validation_refuses_an_unknown_field(
+    project: Path, tmp_path: Path
+) -> None:
+    """The validator is not a rubber stamp: a misspelt field fails."""
+    text = (project / "deploy" / "kubernetes" / "deployment.yaml").read_text()
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text(text.replace("readinessProbe:", "readinesProbe:"))
+    assert validate(broken).returncode != 0
+
+
+def test_kustomization_lists_every_manifest(project: Path) -> None:
+    found = manifests(project)
+    kustomization = found.pop("kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(found)
+    assert kustomization["kind"] == "Kustomization"
+
+
+def test_pods_are_unprivileged_with_a_read_only_root(project: Path) -> None:
+    found = manifests(project)
+    pods = [found["deployment.yaml"]["spec"]["template"]["spec"]]
+    if "job-migrate.yaml" in found:
+        pods.append(found["job-migrate.yaml"]["spec"]["template"]["spec"])
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            # gunicorn writes its worker heartbeat files in /tmp.
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_settings_come_from_a_configmap_and_a_secret_reference(
+    project: Path,
+) -> None:
+    found = manifests(project)
+    kinds = {manifest["kind"] for manifest in found.values()}
+    assert "Secret" not in kinds  # no secret value in the repository
+    assert "SECRET_KEY" not in found["configmap.yaml"]["data"]
+    container = found["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    sources = {next(iter(source)) for source in container["envFrom"]}
+    assert sources == {"configMapRef", "secretRef"}
+
+
+def test_probes_use_db_status_for_readiness_and_not_the_database_for_liveness(
+    project: Path,
+) -> None:
+    deployment = manifests(project)["deployment.yaml"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["exec"]["command"] == ["flask", "db-status"]
+    liveness = container["livenessProbe"]
+    assert set(liveness) & {"exec", "httpGet"} == set()  # /health reads the database
+    assert liveness["tcpSocket"]["port"] == "http"
+
+
+def test_migrations_run_once_per_release_before_new_pods_are_ready(
+    project: Path,
+) -> None:
+    found = manifests(project)
+    deployment = found["deployment.yaml"]["spec"]
+    if "job-migrate.yaml" not in found:  # SQLite: one pod owns the file
+        assert deployment["replicas"] == 1
+        assert deployment["strategy"]["type"] == "Recreate"
+        container = deployment["template"]["spec"]["containers"][0]
+        assert container["command"] == ["/app/scripts/start.sh"]
+        return
+    job = found["job-migrate.yaml"]["spec"]["template"]["spec"]
+    assert job["restartPolicy"] == "Never"
+    assert "flask db-status --upgrade" in " ".join(job["containers"][0]["command"])
+    assert deployment["replicas"] >= 2
+    assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    budget = found["pdb.yaml"]["spec"]
+    assert budget["maxUnavailable"] == 1
+
+
+def test_without_the_answer_there_are_no_manifests(
+    render: Callable[[str], Path],
+) -> None:
+    assert not (render("defaults") / "deploy").exists()
