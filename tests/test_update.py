@@ -123,6 +123,11 @@ def release_1_1(template: Path) -> None:
     t = template / "template"
     edit(
         t / "migrations/env.py.jinja",
+        "SETTINGS = settings.load()\n",
+        "SETTINGS = settings.load()  # {{ package_name }}/migration_settings.py\n",
+    )
+    edit(
+        t / "{{package_name}}/migration_tools/locking.py",
         "LOCK_TIMEOUT_SECONDS = 600",
         "LOCK_TIMEOUT_SECONDS = 900",
     )
@@ -180,8 +185,9 @@ def do_user_work(project: Path, venv: Path) -> None:
         package / "models" / "user.py",
         "    name: Mapped[str] = mapped_column(String(100))\n",
         "    name: Mapped[str] = mapped_column(String(100))\n"
-        "    is_admin: Mapped[bool] = mapped_column(default=False)\n",
+        "    is_admin: Mapped[bool] = mapped_column(server_default=false())\n",
     )
+    edit(package / "models" / "user.py", " String, func\n", " String, false, func\n")
     flask("db", "migrate", "-m", "add orders and admins")
     flask("db", "upgrade")
     # Their README, their settings, and a template file they do not want.
@@ -235,7 +241,12 @@ def test_update_brings_template_changes_and_keeps_the_users_work(
 
     after = snapshot(project)
     # The template's changes arrived in the files it owns.
-    assert "LOCK_TIMEOUT_SECONDS = 900" in after["migrations/env.py"].decode()
+    assert (
+        "SETTINGS = settings.load()  # my_flask_app/migration_settings.py\n"
+        in after["migrations/env.py"].decode()
+    )
+    locking = after["my_flask_app/migration_tools/locking.py"].decode()
+    assert "LOCK_TIMEOUT_SECONDS = 900" in locking
     assert b"uv run flask db history" in after[".github/workflows/ci.yml"]
     assert ".editorconfig" in after
     assert "migrations/versions/.gitkeep" not in after

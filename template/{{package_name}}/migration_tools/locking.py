@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic.util import CommandError
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 log = logging.getLogger("alembic.env")
 
@@ -22,7 +22,8 @@ def migration_lock(connection: Connection, name: str) -> Iterator[None]:
     """Hold the database lock ``name`` on ``connection`` meanwhile.
 
     PostgreSQL: an advisory lock (they take a number: a CRC of ``name``);
-    MySQL/MariaDB: GET_LOCK; SQLite: nothing (one file, one writer at a time).
+    MySQL/MariaDB: GET_LOCK; SQLite: none (one file, one writer at a time),
+    but what the migrations leave pending is committed there too.
     Both locks belong to the database session, not to a transaction: taken (and
     committed) before Alembic begins its own transactions, released in `finally`
     because a pooled connection would otherwise keep holding it. They need a
@@ -30,6 +31,8 @@ def migration_lock(connection: Connection, name: str) -> Iterator[None]:
     migrations over a direct connection to the server.
     """
     backend = connection.dialect.name
+    acquire: TextClause | None = None
+    release: TextClause | None = None
     if backend == "postgresql":
         lock_id = zlib.crc32(name.encode())
         acquire = text("SELECT pg_advisory_lock(:id)").bindparams(id=lock_id)
@@ -39,15 +42,14 @@ def migration_lock(connection: Connection, name: str) -> Iterator[None]:
             name=name, timeout=LOCK_TIMEOUT_SECONDS
         )
         release = text("SELECT RELEASE_LOCK(:name)").bindparams(name=name)
-    else:
-        yield
-        return
 
     outside_transaction = not connection.in_transaction()
-    log.info("Taking the migration lock %r (waits while another holds it).", name)
-    acquired = connection.execute(acquire).scalar()
-    if outside_transaction:
-        connection.commit()
+    acquired = None
+    if acquire is not None:
+        log.info("Taking the migration lock %r (waits while another holds it).", name)
+        acquired = connection.execute(acquire).scalar()
+        if outside_transaction:
+            connection.commit()
     if acquired == 0:  # GET_LOCK timed out
         raise CommandError(
             f"Gave up after {LOCK_TIMEOUT_SECONDS}s waiting for the migration lock"
@@ -68,6 +70,7 @@ def migration_lock(connection: Connection, name: str) -> Iterator[None]:
         if outside_transaction and connection.in_transaction():
             connection.commit()
     finally:
-        connection.execute(release)
-        if outside_transaction:
-            connection.commit()
+        if release is not None:
+            connection.execute(release)
+            if outside_transaction:
+                connection.commit()
