@@ -65,9 +65,6 @@ class RevisionSteps:
         # The private helper is what `alembic upgrade heads` itself runs.
         self._run(lambda current: self.script._upgrade_revs("heads", current))
 
-    def downgrade_to_base(self) -> None:
-        self._run(lambda current: self.script._downgrade_revs("base", current))
-
     def _run(self, plan: Plan) -> None:
         """Run env.py once per database, with the steps ``plan`` makes from the
         database's current heads."""

@@ -3,8 +3,8 @@
 Many migrations fail only on a table that holds rows: a NOT NULL column added
 without a server default, a unique constraint over duplicates, a foreign key
 over orphans, a cast the data does not fit. The migration tests put rows made
-here in every table before each step, so such a migration fails on the
-developer's machine instead of in production.
+here in every empty table and in the tables a revision names before each step,
+so such a migration fails on the developer's machine instead of in production.
 
 The rows follow the reflected schema: a value of each column's type, within
 its length; NOT NULL columns filled; parents before children, each foreign key
@@ -19,10 +19,11 @@ import decimal
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.schema import sort_tables_and_constraints
 
 # customise(table, n) -> values that replace the made ones (or None).
@@ -36,37 +37,69 @@ class CannotMakeRows(Exception):
     """A table this module cannot fill on its own."""
 
 
-def reflect(connection: sa.Connection) -> sa.MetaData:
-    """The tables of the database, without Alembic's own."""
+def table_names(connection: sa.Connection) -> list[str]:
+    """The tables of the database (default schema), without Alembic's own."""
+    names = sa.inspect(connection).get_table_names()
+    return [name for name in names if name != "alembic_version"]
+
+
+def reflect(
+    connection: sa.Connection, only: Iterable[str] | None = None
+) -> sa.MetaData:
+    """The tables of the database, without Alembic's own: all of them, or those
+    in ``only`` that exist and the tables their foreign keys point at."""
     metadata = sa.MetaData()
-    metadata.reflect(connection)
+    if only is None:
+        metadata.reflect(connection)
+    else:
+        existing = set(table_names(connection))
+        metadata.reflect(connection, only=[n for n in only if n in existing])
     if "alembic_version" in metadata.tables:
         metadata.remove(metadata.tables["alembic_version"])
     return metadata
 
 
+def named_in(source: str, names: Iterable[str]) -> set[str]:
+    """The names among ``names`` that ``source`` (a revision's code) mentions:
+    the tables a revision can change, as it has to name them."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", source))
+    return {name for name in names if name in words}
+
+
 def count_rows(engine: sa.Engine) -> dict[str, int]:
-    """The number of rows in each table."""
+    """The number of rows in each table, in one query (no reflection: the
+    migration tests count before and after every step)."""
+    counts: dict[str, int] = {}
     with engine.connect() as connection:
-        return {
-            name: connection.execute(
-                sa.select(sa.func.count()).select_from(table)
-            ).scalar_one()
-            for name, table in reflect(connection).tables.items()
-        }
+        names = table_names(connection)
+        quote = connection.dialect.identifier_preparer.quote
+        # Plain SQL: compiling a new UNION for every step costs more than running
+        # it. SQLite allows 500 SELECTs in one UNION; each carries its position.
+        for start in range(0, len(names), 200):
+            chunk = names[start : start + 200]
+            sql = " UNION ALL ".join(
+                f"SELECT {i}, COUNT(*) FROM {quote(name)}"
+                for i, name in enumerate(chunk)
+            )
+            for i, count in connection.exec_driver_sql(sql):
+                counts[chunk[i]] = count
+    return counts
 
 
 def delete_all_rows(engine: sa.Engine) -> None:
-    """Empty every table (foreign keys may point every way: checks are off)."""
+    """Empty every table (foreign keys may point every way: checks are off).
+    Only the tables that hold rows are touched."""
+    full = [table for table, count in count_rows(engine).items() if count]
+    if not full:
+        return
     with engine.begin() as connection:
-        tables = list(reflect(connection).tables.values())
-        if not tables:
-            return
+        tables = [sa.table(name) for name in full]
         if connection.dialect.name == "postgresql":
             names = ", ".join(
                 connection.dialect.identifier_preparer.format_table(t) for t in tables
             )
-            connection.exec_driver_sql(f"TRUNCATE {names}")
+            # CASCADE: an empty table that points at these is emptied anyway.
+            connection.exec_driver_sql(f"TRUNCATE {names} CASCADE")
             return
         checks = {
             "sqlite": ("PRAGMA defer_foreign_keys=ON", None),
@@ -88,14 +121,62 @@ class SampleRows:
     def __init__(self, customise: Customise | None = None) -> None:
         self.customise = customise
         self.serial = 0  # across fills, so that every value is new
+        # The tables reflected at the last two schema states (by the revisions
+        # the database is at): the walk goes back and forth between two, and
+        # reflecting (a dozen catalog queries on a server) is a fill's main cost.
+        self._reflected: dict[tuple[str, ...], sa.MetaData] = {}
 
-    def fill(self, engine: sa.Engine) -> None:
-        """Add rows to every table, in one transaction."""
-        with engine.begin() as connection:
-            metadata = reflect(connection)
-            inserted: dict[str, list[dict[str, Any]]] = {}
-            for table in parents_first(metadata):
-                inserted[table.name] = self._fill_table(connection, table, inserted)
+    def fill(
+        self, engine: sa.Engine, only: Iterable[str] | None = None
+    ) -> dict[str, int]:
+        """Add rows to every table, or to those in ``only`` (and the tables they
+        point at), in one transaction. Returns how many, by table."""
+        if only is None:
+            with engine.begin() as connection:
+                return self._fill(connection, [*reflect(connection).tables.values()])
+        only = set(only)
+        try:
+            with engine.begin() as connection:
+                return self._fill(connection, self._tables(connection, only))
+        except (CannotMakeRows, sa.exc.DBAPIError):
+            # A table reflected at the same revision may differ after all (a
+            # downgrade that did not undo all of its upgrade): reflect again.
+            self._reflected.clear()
+            with engine.begin() as connection:
+                return self._fill(connection, self._tables(connection, only))
+
+    def _tables(self, connection: sa.Connection, only: set[str]) -> list[sa.Table]:
+        """The tables in ``only`` that exist, and the ones they point at."""
+        heads = tuple(
+            sorted(MigrationContext.configure(connection).get_current_heads())
+        )
+        if heads not in self._reflected:
+            self._reflected = {
+                **dict(list(self._reflected.items())[-1:]),
+                heads: sa.MetaData(),
+            }
+        metadata = self._reflected[heads]
+        existing = set(table_names(connection))
+        missing = sorted((only & existing) - set(metadata.tables))
+        if missing:
+            metadata.reflect(connection, only=missing)
+        # With the tables they point at, which reflect() brought in.
+        tables: dict[str, sa.Table] = {}
+        todo = [metadata.tables[name] for name in sorted(only & existing)]
+        while todo:
+            table = todo.pop()
+            if table.name not in tables:
+                tables[table.name] = table
+                todo += [fk.referred_table for fk in table.foreign_key_constraints]
+        return list(tables.values())
+
+    def _fill(
+        self, connection: sa.Connection, tables: list[sa.Table]
+    ) -> dict[str, int]:
+        inserted: dict[str, list[dict[str, Any]]] = {}
+        for table in parents_first(tables):
+            inserted[table.name] = self._fill_table(connection, table, inserted)
+        return {table: len(rows) for table, rows in inserted.items()}
 
     def _fill_table(
         self,
@@ -109,9 +190,8 @@ class SampleRows:
             row = self._make_row(connection, table, inserted, index)
             if self.customise is not None:
                 row.update(self.customise(table, self.serial) or {})
-            try:
-                with connection.begin_nested():
-                    result = connection.execute(sa.insert(table).values(row))
+            try:  # a failure rolls back the whole fill
+                result = connection.execute(sa.insert(table).values(row))
             except sa.exc.DBAPIError as exc:
                 raise CannotMakeRows(
                     f"The migration tests could not add a row to the table"
@@ -207,7 +287,7 @@ class SampleRows:
         return short_text(n, length)
 
 
-def parents_first(metadata: sa.MetaData) -> list[sa.Table]:
+def parents_first(tables: list[sa.Table]) -> list[sa.Table]:
     """The tables, each after the tables its NOT NULL foreign keys point at.
 
     A cycle of foreign keys is broken at a nullable one (its rows then point at
@@ -218,7 +298,6 @@ def parents_first(metadata: sa.MetaData) -> list[sa.Table]:
     def keep_nullable_out(fk: sa.ForeignKeyConstraint) -> bool | None:
         return None if all(column.nullable for column in fk.columns) else False
 
-    tables = list(metadata.tables.values())
     try:
         order = sort_tables_and_constraints(tables, filter_fn=keep_nullable_out)  # type: ignore[no-untyped-call]
     except sa.exc.CircularDependencyError:  # NOT NULL all the way round

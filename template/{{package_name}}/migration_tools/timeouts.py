@@ -46,11 +46,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Self
 
 from alembic.runtime.migration import MigrationContext
+from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import DBAPIError
@@ -165,6 +167,7 @@ class _Run:
         )
         self.defaults = Timeouts.from_environment()
         self.revision: tuple[str, str] | None = None  # (id, message) running now
+        self.revision_timeouts: Timeouts | None = None  # and its settings
         self.ddl_applied = False  # MySQL: the running migration committed DDL
         self.blockers: list[Blocker] = []
         self.saved: tuple[Any, ...] = ()
@@ -231,37 +234,25 @@ class _Run:
 
     def wrap_revisions(self) -> None:
         """Run each revision's upgrade() and downgrade() with its own settings,
-        and note which revision is running (Alembic has no hook before one)."""
+        and note which revision is running (Alembic has no hook before one).
+
+        Once per ScriptDirectory (it loads each revision module once): the
+        wrappers find the run in progress through _RUNNING, so a process that
+        migrates several databases, or the tests' many steps, wrap each module
+        once instead of once per run."""
         script = self.context.script
-        if script is None:
+        if script is None or getattr(script, _WRAPPED, False):
             return
         for revision in script.walk_revisions():
             module = revision.module
-            timeouts = self.defaults.for_revision(module, revision.path)
+            # Read now, so that a bad setting stops the command before any
+            # revision runs; applied with the defaults of the run in progress.
+            self.defaults.for_revision(module, revision.path)
             for name in ("upgrade", "downgrade"):
                 function = getattr(module, name, None)
-                if callable(function) and not hasattr(function, "_timeouts"):
-                    wrapped = self._wrap(
-                        function, revision.revision, revision.doc, timeouts
-                    )
-                    setattr(module, name, wrapped)
-
-    def _wrap(
-        self, function: Callable[..., Any], revision: str, doc: str, timeouts: Timeouts
-    ) -> Callable[..., Any]:
-        @functools.wraps(function)  # Alembic logs the function's name
-        def run_revision(*args: Any, **kwargs: Any) -> Any:
-            self.revision = (revision, doc)
-            self.ddl_applied = False
-            if timeouts != self.defaults:
-                self.apply(timeouts)
-            result = function(*args, **kwargs)
-            if timeouts != self.defaults:
-                self.apply(self.defaults)
-            return result
-
-        run_revision._timeouts = timeouts  # type: ignore[attr-defined]
-        return run_revision
+                if callable(function):
+                    setattr(module, name, _wrap(function, revision, module))
+        setattr(script, _WRAPPED, True)
 
     def note_ddl(self, *args: Any) -> None:
         """An after_cursor_execute listener: a DDL statement succeeded."""
@@ -270,11 +261,33 @@ class _Run:
             self.ddl_applied = True
 
     def timeouts_of_running(self) -> Timeouts:
-        wrapped = None
-        if self.revision and self.context.script is not None:
-            module = self.context.script.get_revision(self.revision[0]).module
-            wrapped = getattr(module, "upgrade", None)
-        return getattr(wrapped, "_timeouts", self.defaults)
+        return self.revision_timeouts or self.defaults
+
+
+# The run in progress, for the wrapped revision functions; the attribute that
+# marks a ScriptDirectory whose revisions are wrapped.
+_RUNNING: ContextVar[_Run | None] = ContextVar("running_migrations", default=None)
+_WRAPPED = "_wrapped_for_timeouts"
+
+
+def _wrap(function: Callable[..., Any], revision: Script, module: ModuleType) -> Any:
+    @functools.wraps(function)  # Alembic logs the function's name
+    def run_revision(*args: Any, **kwargs: Any) -> Any:
+        run = _RUNNING.get()
+        if run is None:  # not through run_with_lock_retries (SQLite)
+            return function(*args, **kwargs)
+        timeouts = run.defaults.for_revision(module, revision.path)
+        run.revision = (revision.revision, revision.doc)
+        run.revision_timeouts = timeouts
+        run.ddl_applied = False
+        if timeouts != run.defaults:
+            run.apply(timeouts)
+        result = function(*args, **kwargs)
+        if timeouts != run.defaults:
+            run.apply(run.defaults)
+        return result
+
+    return run_revision
 
 
 def is_lock_timeout(exc: DBAPIError) -> bool:
@@ -322,6 +335,7 @@ def run_with_lock_retries(
     if run.backend == "mysql":
         event.listen(connection, "after_cursor_execute", run.note_ddl)
     failures: dict[str, int] = {}
+    running = _RUNNING.set(run)
     try:
         with _watch_blockers(connection.engine, run, session):
             while True:
@@ -382,6 +396,7 @@ def run_with_lock_retries(
         if owns_transactions:
             connection.commit()
     finally:
+        _RUNNING.reset(running)
         if run.backend == "mysql":
             event.remove(connection, "after_cursor_execute", run.note_ddl)
 
