@@ -53,6 +53,7 @@ DEFAULT_FILES = {
     "my_flask_app/migration_tools/offline.py",
     "my_flask_app/migration_tools/rendering.py",
     "my_flask_app/migration_tools/review.py",
+    "my_flask_app/migration_tools/reuse.py",
     "my_flask_app/migration_tools/revision_steps.py",
     "my_flask_app/migration_tools/rules.py",
     "my_flask_app/migration_tools/sample_rows.py",

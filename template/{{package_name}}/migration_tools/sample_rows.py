@@ -37,6 +37,10 @@ class CannotMakeRows(Exception):
     """A table this module cannot fill on its own."""
 
 
+# What a fill with tables reflected earlier raises if they changed since.
+_STALE = (CannotMakeRows, sa.exc.DBAPIError)
+
+
 def table_names(connection: sa.Connection) -> list[str]:
     """The tables of the database (default schema), without Alembic's own."""
     names = sa.inspect(connection).get_table_names()
@@ -138,7 +142,7 @@ class SampleRows:
         try:
             with engine.begin() as connection:
                 return self._fill(connection, self._tables(connection, only))
-        except (CannotMakeRows, sa.exc.DBAPIError):
+        except _STALE:
             # A table reflected at the same revision may differ after all (a
             # downgrade that did not undo all of its upgrade): reflect again.
             self._reflected.clear()
