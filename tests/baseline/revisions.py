@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "{revision}"
-down_revision = {down!r}
+down_revision = {down}
 branch_labels = None
 depends_on = None
 '''
 
 # A table with a unique constraint, and a row every database needs: a data
 # step, which a baseline rebuilt from the schema cannot carry.
-TEAMS = '''
+TEAMS = """
 
 def upgrade() -> None:
     op.create_table(
@@ -36,11 +36,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("teams")
-'''
+"""
 
 # A column with a server default added to a table with rows, a foreign key
 # and an index.
-USERS_IN_TEAMS = '''
+USERS_IN_TEAMS = """
 
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch_op:
@@ -56,13 +56,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("users") as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_users_team_id_teams"), type_="foreignkey")
+        batch_op.drop_constraint(
+            batch_op.f("fk_users_team_id_teams"), type_="foreignkey"
+        )
         batch_op.drop_index(batch_op.f("ix_users_name"))
         batch_op.drop_column("team_id")
         batch_op.drop_column("active")
-'''
+"""
 
-NOTES = '''
+NOTES = """
 
 def upgrade() -> None:
     op.create_table(
@@ -82,11 +84,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("notes")
-'''
+"""
 
 
 def revision(message: str, revision: str, down: object, body: str) -> str:
-    return HEADER.format(message=message, revision=revision, down=down) + body
+    down_text = repr(down).replace("'", '"')
+    return HEADER.format(message=message, revision=revision, down=down_text) + body
 
 
 # File name: its content.
@@ -108,11 +111,24 @@ FORK = "c1f0e4000001"
 MERGE = "c2e4e6000002"
 BRANCHES = {
     f"2026_11_25_000000-{FORK}_fork.py": revision(
-        "fork", FORK, INITIAL, "\n\ndef upgrade() -> None:\n    pass\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
+        "fork",
+        FORK,
+        INITIAL,
+        "\n\ndef upgrade() -> None:\n    pass\n\n\n"
+        "def downgrade() -> None:\n    pass\n",
     ),
     f"2026_11_26_000000-{MERGE}_merge.py": revision(
-        "merge", MERGE, (REVISION_4, FORK), "\n\ndef upgrade() -> None:\n    pass\n\n\n"
-        "def downgrade() -> None:\n    pass\n"
+        "merge",
+        MERGE,
+        (REVISION_4, FORK),
+        "\n\ndef upgrade() -> None:\n    pass\n\n\n"
+        "def downgrade() -> None:\n    pass\n",
     ),
 }
+
+# The files the baseline at REVISION_3 replaces, and the one after it.
+SQUASHED = [
+    f"2026_11_21_000000-{INITIAL}_create_users_table.py",
+    *[name for name in HISTORY if REVISION_4 not in name],
+]
+LATER = next(f"versions/{name}" for name in HISTORY if REVISION_4 in name)
