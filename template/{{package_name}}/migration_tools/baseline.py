@@ -20,9 +20,9 @@ schema from one file. It is made, and checked, before anything is written:
 import ast
 import contextlib
 import io
-import textwrap
 import shutil
 import tempfile
+import textwrap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
