@@ -44,6 +44,7 @@ DEFAULT_FILES = {
     "my_flask_app/main.py",
     "my_flask_app/migration_settings.py",
     "my_flask_app/migration_tools/__init__.py",
+    "my_flask_app/migration_tools/baseline.py",
     "my_flask_app/migration_tools/binds.py",
     "my_flask_app/migration_tools/comparison.py",
     "my_flask_app/migration_tools/errors.py",

@@ -1,4 +1,5 @@
-"""The app's own `flask` commands, for deploy scripts and readiness probes."""
+"""The app's own `flask` commands, for deploy scripts and readiness probes, and
+for squashing the migration history (`flask db-baseline`)."""
 
 import time
 
@@ -13,6 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from . import connect_timeout
 from .extensions import db, migrate
+from .migration_tools import baseline
 
 
 @click.command("db-wait")
@@ -108,6 +110,50 @@ def db_status(upgrade: bool) -> None:
             f" {_revisions(heads)}: not ready. Run `flask db upgrade`."
         )
     click.echo(f"The database is at the newest revision, {_revisions(heads)}.")
+
+
+@click.command("db-baseline")
+@click.argument("revision")
+@click.option(
+    "--drop-data-steps",
+    is_flag=True,
+    help="Squash revisions that change data; add what new databases need to"
+    " the baseline by hand.",
+)
+@click.option(
+    "--skip-database-check",
+    is_flag=True,
+    help="Do not check DATABASE_URL's database (you checked every deployed"
+    " database with `flask db current`).",
+)
+@click.option(
+    "--scratch-url",
+    metavar="URL",
+    help="An empty, throw-away database of the production engine to build the"
+    " schema in (default: temporary SQLite files).",
+)
+@with_appcontext
+def db_baseline(
+    revision: str,
+    drop_data_steps: bool,
+    skip_database_check: bool,
+    scratch_url: str | None,
+) -> None:
+    """Replace the migrations up to REVISION with one baseline revision that
+    keeps REVISION's id (migrations/README, "Squashing the history").
+
+    Every deployed database must be at REVISION or past it: the command checks
+    DATABASE_URL's and refuses what would strand a database or lose work.
+    """
+    for line in baseline.squash(
+        db,
+        migrate.get_config(),
+        revision,
+        drop_data_steps=drop_data_steps,
+        skip_database_check=skip_database_check,
+        scratch_url=scratch_url,
+    ):
+        click.echo(line)
 
 
 def _revisions(revisions: set[str]) -> str:

@@ -23,5 +23,7 @@ does not import it. One concern per module:
 - settings.py: reads your migration_settings.py (what to compare), with defaults;
 - revision_steps.py, sample_rows.py: for the migration tests, each revision
   run by its id, and rows in every table before each step;
-- binds.py: each bind a model uses migrated in its own database.
+- binds.py: each bind a model uses migrated in its own database;
+- baseline.py: `flask db-baseline`, the history up to a revision squashed
+  into one baseline revision.
 """

@@ -1,0 +1,192 @@
+"""`flask db-baseline REVISION` replaces the history up to REVISION with one
+baseline revision that keeps its id.
+
+On SQLite, PostgreSQL and MariaDB, with rows in the tables: a database at the
+third of four revisions (tables, a column added with a server default, an
+index, a unique constraint, a foreign key, a data step) is squashed there;
+that database then upgrades to the newest revision with its rows, `flask db
+check` is clean, and the project's own suite passes against a new database
+(it builds the schema from empty through the baseline, checks the models
+against it, and walks every revision down and up with rows). And the command
+refuses, writing nothing, what would strand a database or lose work.
+"""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from . import servers
+from .baseline import models, revisions
+from .baseline.revisions import REVISION_2, REVISION_3, REVISION_4
+from .helpers import run, run_tests
+
+VERSIONS = Path("migrations", "versions")
+
+
+@pytest.fixture(scope="module")
+def history(
+    render: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A default project whose history has four revisions (tests/baseline/)."""
+    project = tmp_path_factory.mktemp("history") / "project"
+    shutil.copytree(render("defaults"), project)
+    for name, text in models.MODULES.items():
+        (project / "my_flask_app" / "models" / name).write_text(text)
+    for name, text in revisions.HISTORY.items():
+        (project / VERSIONS / name).write_text(text)
+    return project
+
+
+@pytest.fixture
+def project(history: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the project with the four revisions."""
+    copy = tmp_path / "project"
+    shutil.copytree(history, copy)
+    return copy
+
+
+def connect(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        return sa.create_engine(url)
+    return servers.engine(url)
+
+
+def execute(url: str, *statements: str) -> list[tuple[object, ...]]:
+    """Run ``statements``; the rows of the last one that returns rows."""
+    engine = connect(url)
+    rows: list[tuple[object, ...]] = []
+    with engine.begin() as connection:
+        for statement in statements:
+            result = connection.execute(sa.text(statement))
+            if result.returns_rows:
+                rows = [tuple(row) for row in result]
+    engine.dispose()
+    return rows
+
+
+def files(project: Path) -> list[str]:
+    """The revision files in migrations/versions/ and migrations/squashed/."""
+    migrations = project / "migrations"
+    return sorted(
+        str(path.relative_to(migrations))
+        for folder in ("versions", "squashed")
+        for path in (migrations / folder).rglob("*.py")
+    )
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mysql"])
+def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
+    project: Path,
+    project_env: Path,
+    make_database: Callable[[str], str],
+    tmp_path: Path,
+    engine: str,
+) -> None:
+    server = engine != "sqlite"
+    deployed = make_database(engine) if server else f"sqlite:///{tmp_path / 'app.db'}"
+
+    def flask(*args: str) -> str:
+        result = run(project, project_env, "flask", *args, DATABASE_URL=deployed)
+        return result.stdout + result.stderr
+
+    flask("db", "upgrade", REVISION_3)
+    execute(
+        deployed,
+        "INSERT INTO teams (name) VALUES ('ops')",
+        "INSERT INTO users (email, name, team_id) VALUES ('ada@example.com', 'Ada', 1)",
+        "INSERT INTO users (email, name, active, team_id)"
+        " VALUES ('bob@example.com', 'Bob', true, 2)",
+    )
+
+    output = flask("db-baseline", REVISION_3, "--drop-data-steps")
+
+    assert f"is at {REVISION_3}: kept" in output
+    squashed = [f"squashed/{REVISION_3}/{name}" for name in revisions.SQUASHED]
+    (baseline,) = [f for f in files(project) if f.endswith(f"{REVISION_3}_baseline.py")]
+    assert files(project) == sorted([*squashed, baseline, revisions.LATER])
+    text = (project / "migrations" / baseline).read_text()
+    assert f'revision: str = "{REVISION_3}"' in text
+    assert "down_revision: str | None = None" in text
+    assert "alembic_version" not in text
+    assert "add_teams.py (execute())" in " ".join(text.split())  # the data step
+
+    # (i) The database carries on from the revision it was at, with its rows.
+    assert f"{REVISION_3} -> {REVISION_4}" in flask("db", "upgrade")
+    assert "No new upgrade operations detected" in flask("db", "check")
+    assert execute(
+        deployed,
+        "SELECT u.name, u.active, t.name FROM users u JOIN teams t"
+        " ON t.id = u.team_id ORDER BY u.name",
+    ) == [("Ada", False, "staff"), ("Bob", True, "ops")]
+
+    # (ii, iii) A new database: the project's suite builds it from empty,
+    # checks the models against it, and walks every revision with rows.
+    tests_database = {"TEST_DATABASE_URL": make_database(engine)} if server else {}
+    run_tests(project, project_env, **tests_database)
+
+
+def refused(project: Path, project_env: Path, *args: str, **env: str) -> str:
+    """Run `flask db-baseline` expecting a refusal; its message. Nothing written."""
+    before = files(project)
+    result = run(
+        project, project_env, "flask", "db-baseline", *args, check=False, **env
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert files(project) == before
+    return " ".join(output.split())
+
+
+def test_refuses_when_the_database_has_not_reached_the_revision(
+    project: Path, project_env: Path, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'app.db'}"
+    execute(
+        database,
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",
+        f"INSERT INTO alembic_version VALUES ('{REVISION_2}')",
+    )
+    message = refused(
+        project, project_env, REVISION_3, "--drop-data-steps", DATABASE_URL=database
+    )
+    assert f"is at {REVISION_2}, before {REVISION_3}" in message
+    assert f"flask db upgrade {REVISION_3}" in message
+
+
+def test_refuses_an_unreachable_database_without_printing_its_password(
+    project: Path, project_env: Path
+) -> None:
+    message = refused(
+        project,
+        project_env,
+        REVISION_3,
+        "--drop-data-steps",
+        DATABASE_URL="postgresql://app:s3cret@127.0.0.1:1/app",
+    )
+    assert "Cannot connect to database 'app'" in message
+    assert "--skip-database-check" in message
+    assert "s3cret" not in message
+
+
+def test_refuses_a_revision_that_a_branch_goes_around(
+    project: Path, project_env: Path
+) -> None:
+    for name, text in revisions.BRANCHES.items():
+        (project / VERSIONS / name).write_text(text)
+    message = refused(
+        project, project_env, REVISION_3, "--drop-data-steps", "--skip-database-check"
+    )
+    assert f"{REVISION_3} is not a cut point of the history" in message
+    assert revisions.FORK in message
+
+
+def test_refuses_revisions_that_change_data_without_the_flag(
+    project: Path, project_env: Path
+) -> None:
+    message = refused(project, project_env, REVISION_3, "--skip-database-check")
+    assert f"{REVISION_2}_add_teams.py (execute())" in message
+    assert "--drop-data-steps" in message
