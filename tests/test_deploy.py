@@ -248,3 +248,28 @@ def test_start_script_is_executable_and_posix(render: Callable[[str], Path]) -> 
     assert os.access(script, os.X_OK)
     assert script.read_text().startswith("#!/bin/sh\n")
     run(script.parent, None, "sh", "-n", str(script))  # parses as POSIX sh
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WEB_CONCURRENCY", "two"), ("WEB_CONCURRENCY", "0"), ("PORT", "80x")],
+)
+def test_start_script_refuses_a_bad_port_or_worker_count_without_a_traceback(
+    render: Callable[[str], Path], variable: str, value: str
+) -> None:
+    """gunicorn reads both before its settings file and answers a traceback."""
+    project = render("defaults")
+    result = run(
+        project,
+        None,
+        "sh",
+        "scripts/start.sh",
+        check=False,
+        timeout=60,
+        **{variable: value},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"Error: {variable} must be a whole number above 0, not '{value}'."
+    ), result.stderr
+    assert "Traceback" not in result.stderr
