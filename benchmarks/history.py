@@ -20,7 +20,6 @@ The results replace the "History size" section of BENCHMARKS.md.
 """
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -164,10 +163,8 @@ def write_history(project: Path, revisions: int) -> None:
         tables[table] = kind + 1
         revision = f"{n + 1:012x}"
         message, upgrade, downgrade = step(table, n, kind)
-        (
-            versions
-            / f"2026_01_01_{n + 1:06d}-{revision}_{message.replace(' ', '_').replace('.', '_')}.py"
-        ).write_text(
+        slug = re.sub(r"\W", "_", message)
+        (versions / f"2026_01_01_{n + 1:06d}-{revision}_{slug}.py").write_text(
             HEADER.format(
                 message=message,
                 revision=revision,
@@ -215,7 +212,8 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]
             command, cwd=cwd, env=env, capture_output=True, text=True
         )
         raise SystemExit(
-            f"{' '.join(command)} failed in {cwd}:\n{again.stdout[-4000:]}\n{again.stderr[-4000:]}"
+            f"{' '.join(command)} failed in {cwd}:\n"
+            f"{again.stdout[-4000:]}\n{again.stderr[-4000:]}"
         )
     return elapsed, int(result.stdout.strip())
 
@@ -290,7 +288,9 @@ def report(rows: dict[tuple[str, int], dict[str, float]], runs: int) -> str:
         "",
         f"Machine: {machine()}.",
         "",
-        "| engine | revisions | suite, fresh (s) | suite, reused (s) | tests/test_models.py (s) | peak memory (MiB) | `flask db upgrade` from empty (s) |",
+        "| engine | revisions | suite, fresh (s) | suite, reused (s)"
+        " | tests/test_models.py (s) | peak memory (MiB)"
+        " | `flask db upgrade` from empty (s) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for (engine, revisions), r in rows.items():
@@ -304,13 +304,15 @@ def report(rows: dict[tuple[str, int], dict[str, float]], runs: int) -> str:
         if 1 in by_n and 101 in by_n:
             ratio = by_n[101]["fresh"] / by_n[1]["fresh"]
             lines.append(
-                f"- {engine}: suite at 101 revisions / at 1: {ratio:.2f}x (target <= 3x)"
+                f"- {engine}: suite at 101 revisions / at 1: {ratio:.2f}x"
+                " (target <= 3x)"
             )
         if 1 in by_n and 200 in by_n:
             ratio = by_n[200]["one_file"] / by_n[1]["one_file"]
             memory = by_n[200]["fresh_rss"] / by_n[1]["fresh_rss"]
             lines.append(
-                f"- {engine}: one test file at 200 / at 1: {ratio:.2f}x (target <= 1.5x);"
+                f"- {engine}: one test file at 200 / at 1: {ratio:.2f}x"
+                " (target <= 1.5x);"
                 f" peak memory at 200 / at 1: {memory:.2f}x (target <= 1.5x)"
             )
     return "\n".join(lines) + "\n"

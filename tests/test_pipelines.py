@@ -72,9 +72,12 @@ def test_pipeline_is_valid_and_uses_the_production_engine(
         database
     )
     assert test_job.services == ([expected_image] if expected_image else [])
-    assert ("DATABASE_URL" in test_job.env) == (database != "sqlite")
-    assert "uv run flask db upgrade" in test_job.commands
-    assert "uv run flask db check" in test_job.commands
+    assert ("TEST_DATABASE_URL" in test_job.env) == (database != "sqlite")
+    # DATABASE_URL for the CLI steps only: the tests refuse to empty its database.
+    assert "DATABASE_URL" not in test_job.env
+    prefix = 'DATABASE_URL="$TEST_DATABASE_URL" ' if database != "sqlite" else ""
+    assert f"{prefix}uv run flask db upgrade" in test_job.commands
+    assert f"{prefix}uv run flask db check" in test_job.commands
 
 
 @pytest.mark.parametrize(("ci", "database"), VARIANTS, ids=IDS)
