@@ -476,11 +476,12 @@ def main() -> None:
         print("5. the template's test suite", flush=True)
         results["template_suite"] = measure_template_suite()
     text = report(results, args)
-    # benchmarks/traffic.py measures apart (it needs PostgreSQL): keep its section.
-    from benchmarks.traffic import kept_section
+    # benchmarks/traffic.py and history.py measure apart: keep their sections.
+    from benchmarks import history, traffic
 
-    if kept := kept_section(args.output):
-        text = text.rstrip("\n") + "\n\n" + kept
+    for kept in (traffic.kept_section(args.output), history.kept_section(args.output)):
+        if kept:
+            text = text.rstrip("\n") + "\n\n" + kept
     args.output.write_text(text)
     print(text)
 
