@@ -101,9 +101,16 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
         " VALUES ('bob@example.com', 'Bob', true, 2)",
     )
 
-    output = flask("db-baseline", REVISION_3, "--drop-data-steps")
+    # On a server, the schemas are built and compared in a scratch database of
+    # the same engine, which is left empty.
+    scratch = ["--scratch-url", make_database(engine)] if server else []
+    output = flask("db-baseline", REVISION_3, "--drop-data-steps", *scratch)
 
     assert f"is at {REVISION_3}: kept" in output
+    if server:
+        left = connect(scratch[1])
+        assert sa.inspect(left).get_table_names() == []
+        left.dispose()
     squashed = [f"squashed/{REVISION_3}/{name}" for name in revisions.SQUASHED]
     (baseline,) = [f for f in files(project) if f.endswith(f"{REVISION_3}_baseline.py")]
     assert files(project) == sorted([*squashed, baseline, revisions.LATER])
