@@ -118,6 +118,7 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
     assert f'revision: str = "{REVISION_3}"' in text
     assert "down_revision: str | None = None" in text
     assert "alembic_version" not in text
+    assert "nextval" not in text  # PostgreSQL's SERIAL sequences stay implicit
     assert "add_teams.py (execute())" in " ".join(text.split())  # the data step
 
     # (i) The database carries on from the revision it was at, with its rows.
@@ -176,6 +177,21 @@ def test_refuses_an_unreachable_database_without_printing_its_password(
     )
     assert "Cannot connect to database 'app'" in message
     assert "--skip-database-check" in message
+    assert "s3cret" not in message
+
+
+def test_refuses_a_scratch_url_it_cannot_use_without_printing_its_password(
+    project: Path, project_env: Path
+) -> None:
+    message = refused(
+        project,
+        project_env,
+        REVISION_3,
+        "--scratch-url",
+        "mysql+mysqldb://app:s3cret@127.0.0.1/scratch",
+    )
+    assert "--scratch-url 'mysql+mysqldb://app:***@127.0.0.1/scratch'" in message
+    assert "driver 'mysqldb', which is not installed" in message
     assert "s3cret" not in message
 
 

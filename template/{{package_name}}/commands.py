@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from . import connect_timeout
+from .config import database_url
 from .extensions import db, migrate
 from .migration_tools import baseline
 
@@ -151,7 +152,10 @@ def db_baseline(
         revision,
         drop_data_steps=drop_data_steps,
         skip_database_check=skip_database_check,
-        scratch_url=scratch_url,
+        # Read as DATABASE_URL is: mysql:// means PyMySQL, bad URLs are explained.
+        scratch_url=None
+        if scratch_url is None
+        else database_url(scratch_url, "--scratch-url"),
     ):
         click.echo(line)
 

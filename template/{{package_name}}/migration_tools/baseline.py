@@ -269,6 +269,17 @@ def reflect(connection: sa.Connection) -> sa.MetaData:
         metadata.reflect(connection)
     metadata.remove(metadata.tables[VERSION_TABLE])
     for table in metadata.tables.values():
+        for column in table.columns:
+            # PostgreSQL reports a SERIAL key's sequence as its default: the
+            # models (and so the baseline) leave it to autoincrement, which
+            # every engine creates its own way.
+            default = getattr(column.server_default, "arg", None)
+            if (
+                column.primary_key
+                and column.autoincrement is True
+                and str(default).startswith("nextval(")
+            ):
+                column.server_default = None
         # MySQL/MariaDB report the index behind a unique constraint or a
         # foreign key as an index too: it comes with its constraint.
         constraint_names = {c.name for c in table.constraints if c.name}

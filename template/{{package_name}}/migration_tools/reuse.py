@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import alembic
 import sqlalchemy
@@ -182,7 +182,7 @@ class Proofs:
     from_empty: set[str] = field(default_factory=set)
 
     @classmethod
-    def load(cls, record: Any, context: str, chains: dict[str, str]) -> "Proofs":
+    def load(cls, record: Any, context: str, chains: dict[str, str]) -> Self:
         proofs = cls(context, chains)
         if isinstance(record, dict) and record.get("context") == context:
             current = set(chains.values())
