@@ -165,33 +165,35 @@ def test_refuses_when_the_database_has_not_reached_the_revision(
     assert f"flask db upgrade {REVISION_3}" in message
 
 
-def test_refuses_an_unreachable_database_without_printing_its_password(
-    project: Path, project_env: Path
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (  # DATABASE_URL's database cannot be reached
+            ["--drop-data-steps"],
+            {"DATABASE_URL": "postgresql://app:s3cret@127.0.0.1:1/app"},
+            ["Cannot connect to database 'app'", "--skip-database-check"],
+        ),
+        (  # the scratch URL names a driver that is not installed
+            ["--scratch-url", "mysql+mysqldb://app:s3cret@127.0.0.1/scratch"],
+            {},
+            [
+                "--scratch-url 'mysql+mysqldb://app:***@127.0.0.1/scratch'",
+                "driver 'mysqldb', which is not installed",
+            ],
+        ),
+    ],
+    ids=["unreachable-database", "scratch-url-driver"],
+)
+def test_refuses_a_database_it_cannot_use_without_printing_its_password(
+    project: Path,
+    project_env: Path,
+    args: list[str],
+    env: dict[str, str],
+    expected: list[str],
 ) -> None:
-    message = refused(
-        project,
-        project_env,
-        REVISION_3,
-        "--drop-data-steps",
-        DATABASE_URL="postgresql://app:s3cret@127.0.0.1:1/app",
-    )
-    assert "Cannot connect to database 'app'" in message
-    assert "--skip-database-check" in message
-    assert "s3cret" not in message
-
-
-def test_refuses_a_scratch_url_it_cannot_use_without_printing_its_password(
-    project: Path, project_env: Path
-) -> None:
-    message = refused(
-        project,
-        project_env,
-        REVISION_3,
-        "--scratch-url",
-        "mysql+mysqldb://app:s3cret@127.0.0.1/scratch",
-    )
-    assert "--scratch-url 'mysql+mysqldb://app:***@127.0.0.1/scratch'" in message
-    assert "driver 'mysqldb', which is not installed" in message
+    message = refused(project, project_env, REVISION_3, *args, **env)
+    for words in expected:
+        assert words in message
     assert "s3cret" not in message
 
 

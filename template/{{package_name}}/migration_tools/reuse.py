@@ -179,7 +179,7 @@ class Proofs:
     context: str
     chains: dict[str, str]
     walked: set[str] = field(default_factory=set)
-    from_empty: set[str] = field(default_factory=set)
+    from_empty: str | None = None  # the heads_key() of the history it proved
 
     @classmethod
     def load(cls, record: Any, context: str, chains: dict[str, str]) -> Self:
@@ -187,9 +187,7 @@ class Proofs:
         if isinstance(record, dict) and record.get("context") == context:
             current = set(chains.values())
             proofs.walked = current & set(record.get("walked") or ())
-            proofs.from_empty = set(record.get("from_empty") or ()) & {
-                proofs.heads_key()
-            }
+            proofs.from_empty = record.get("from_empty")
         return proofs
 
     def heads_key(self) -> str:
@@ -216,14 +214,14 @@ class Proofs:
         self.walked |= {self.chains[revision.revision] for revision in revisions}
 
     def upgrade_from_empty_proven(self) -> bool:
-        return self.heads_key() in self.from_empty
+        return self.from_empty == self.heads_key()
 
     def proved_upgrade_from_empty(self) -> None:
-        self.from_empty = {self.heads_key()}
+        self.from_empty = self.heads_key()
 
     def record(self) -> Record:
         return {
             "context": self.context,
             "walked": sorted(self.walked),
-            "from_empty": sorted(self.from_empty),
+            "from_empty": self.from_empty,
         }
