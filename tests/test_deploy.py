@@ -174,6 +174,24 @@ def test_start_script_serves_a_database_a_newer_release_migrated(
     assert "Running upgrade" not in output
     # The readiness probe keeps the old instances in service, with the warning.
     assert "4b2e8d1c9a07, a revision this code does not know" in status_probe.stderr
+    # The migration commands of the older release explain it in one paragraph.
+    for command in ("upgrade", "current"):
+        refused = run(
+            previous,
+            project_env,
+            "flask",
+            "db",
+            command,
+            check=False,
+            DATABASE_URL=database,
+        )
+        assert refused.returncode == 1
+        assert (
+            "Error: The database is at revision 4b2e8d1c9a07, which this code does"
+            " not have: a newer release has migrated it"
+            in " ".join(refused.stderr.split())
+        ), refused.stderr
+        assert "Can't locate revision" not in refused.stderr
 
 
 @pytest.mark.parametrize(
