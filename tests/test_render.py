@@ -49,6 +49,7 @@ DEFAULT_FILES = {
     "my_flask_app/migration_tools/comparison.py",
     "my_flask_app/migration_tools/errors.py",
     "my_flask_app/migration_tools/guards.py",
+    "my_flask_app/migration_tools/history.py",
     "my_flask_app/migration_tools/lint_sql.py",
     "my_flask_app/migration_tools/locking.py",
     "my_flask_app/migration_tools/offline.py",

@@ -17,9 +17,12 @@ does not import it. One concern per module:
 - locking.py: one process migrates a database at a time;
 - timeouts.py: lock and statement timeouts with retries, so the app never
   stalls for long behind a migration waiting for a lock;
-- sqlite.py: SQLite's foreign keys during batch rebuilds;
+- sqlite.py: SQLite's foreign keys and generated columns during batch
+  rebuilds;
 - offline.py: `flask db upgrade --sql` (SQLite explains why it cannot);
 - errors.py: a database that cannot be reached, explained in one paragraph;
+- history.py: a database ahead of the code, an unknown revision and a
+  downgrade from a merge point, explained in one paragraph;
 - settings.py: reads your migration_settings.py (what to compare), with defaults;
 - revision_steps.py, sample_rows.py: for the migration tests, each revision
   run by its id, and rows in every table before each step;
