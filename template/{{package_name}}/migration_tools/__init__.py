@@ -20,6 +20,8 @@ does not import it. One concern per module:
 - sqlite.py: SQLite's foreign keys during batch rebuilds;
 - offline.py: `flask db upgrade --sql` (SQLite explains why it cannot);
 - errors.py: a database that cannot be reached, explained in one paragraph;
+- model_modules.py: a model module nobody imports (a table autogenerate
+  would never see), refused at `flask db migrate` and `check`;
 - settings.py: reads your migration_settings.py (what to compare), with defaults;
 - revision_steps.py, sample_rows.py: for the migration tests, each revision
   run by its id, and rows in every table before each step;
