@@ -97,7 +97,12 @@ def conflicted(project: Path) -> set[str]:
 @pytest.fixture
 def template(tmp_path: Path) -> Path:
     """A git repository of this template as it is now, tagged v1.0.0."""
-    repo = tmp_path / "template"
+    return template_repo(tmp_path / "template")
+
+
+def template_repo(repo: Path) -> Path:
+    """Make ``repo`` a git repository of this template as it is now, tagged
+    v1.0.0."""
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
