@@ -4,6 +4,8 @@ never sees), a package renamed without its answer in .copier-answers.yml, and
 a deleted migrations/env.py (both of which `copier update` used to pass over
 in silence)."""
 
+import ast
+import fnmatch
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from .helpers import run, run_tests
+from .helpers import ROOT, run, run_tests
 from .test_update import commit_all, copy_project, git, template_repo
 
 TAG_MODEL = '''\
@@ -126,9 +129,10 @@ def broken_update(
 
 
 def warning(output: str, about: str) -> str:
-    [line] = [line for line in output.splitlines() if about in line]
-    assert line.startswith("Warning: "), line
-    return line
+    lines = [line for line in output.splitlines() if about in line]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("Warning: "), output
+    return lines[0]
 
 
 def test_update_of_a_package_renamed_without_its_answer_warns(
@@ -178,3 +182,37 @@ def test_update_of_a_project_without_env_py_warns(
     assert "Traceback" not in upgrade.stderr
     assert upgrade.stderr.strip().startswith("Error: migrations/env.py is missing.")
     assert "git add migrations/env.py" in upgrade.stderr
+
+
+@pytest.mark.parametrize("name", ["defaults", "sqlite"])
+def test_the_checked_files_are_the_templates_python_files(
+    render: Callable[[str], Path], name: str
+) -> None:
+    """template_files.py lists every Python file the template renders into the
+    package, the user's excepted: one the list missed would go unchecked."""
+    project = render(name)
+    module = project / "my_flask_app" / "migration_tools" / "template_files.py"
+    lists = {
+        target.id: ast.literal_eval(node.value)
+        for node in ast.parse(module.read_text()).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    user_owned = yaml.safe_load((ROOT / "copier.yml").read_text())["_skip_if_exists"]
+    package = project / "my_flask_app"
+    rendered = {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if not any(
+            fnmatch.fnmatch(path.relative_to(project).as_posix(), pattern)
+            for pattern in user_owned
+        )
+    }
+    listed = {*lists["PACKAGE_FILES"]}
+    if name == "defaults":  # PostgreSQL
+        listed |= {*lists["POSTGRESQL_FILES"]}
+    assert rendered == listed
+    assert {*lists["MIGRATIONS_FILES"]} <= {
+        path.name for path in (project / "migrations").iterdir()
+    }
