@@ -69,6 +69,10 @@ def _by_name(info: pkgutil.ModuleInfo) -> str:
     return info.name
 
 
+# What reading and parsing a file raises (ValueError: a null byte).
+UNREADABLE = (OSError, SyntaxError, ValueError)
+
+
 def _classes(path: Path) -> tuple[str, ...] | None:
     """The top-level classes that ``path`` (a module, or every module of a
     package folder) defines; None if a file does not parse (importing it would
@@ -77,7 +81,7 @@ def _classes(path: Path) -> tuple[str, ...] | None:
     for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
         try:
             tree = ast.parse(file.read_bytes(), filename=str(file))
-        except (OSError, SyntaxError, ValueError):
+        except UNREADABLE:
             return None
         classes += [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     return tuple(classes)
