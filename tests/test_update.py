@@ -241,6 +241,7 @@ def test_update_brings_template_changes_and_keeps_the_users_work(
         result = update_with_cli(project)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Updating to template version 1.1.0" in result.stderr
+        assert "Warning:" not in result.stderr  # copier.yml's _message_after_update
     else:
         update_with_api(project)
 
