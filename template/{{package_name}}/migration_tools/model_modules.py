@@ -43,8 +43,9 @@ def unimported(
     """The modules under ``package`` (the models package) that are not among
     ``imported`` (default: the modules this process has imported) and define a
     class. A package nobody imports is reported, not the modules inside it."""
+    folders = [Path(path) for path in getattr(package, "__path__", [])]  # a module: []
     names = set(sys.modules if imported is None else imported)
-    return _walk(package.__name__, [Path(path) for path in package.__path__], names)
+    return _walk(package.__name__, folders, names)
 
 
 def _walk(prefix: str, folders: list[Path], imported: set[str]) -> list[Unimported]:
@@ -127,5 +128,6 @@ def refuse_unimported(package_name: str) -> None:
     package = importlib.import_module(package_name)
     found = unimported(package)
     if found:
-        root = Path(package.__path__[0]).parent.parent
+        # The project's folder: <root>/<package>/models/__init__.py
+        root = Path(package.__file__ or ".").parent.parent.parent
         raise CommandError(explain(found, root))
