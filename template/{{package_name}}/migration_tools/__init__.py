@@ -1,7 +1,8 @@
 """The migration machinery that migrations/env.py wires together.
 
 The template owns this package (`copier update` keeps it current); your app
-does not import it. One concern per module:
+imports only template_files.py from it (extensions.py). One concern per
+module:
 
 - review.py: what autogenerate found that needs a person (the findings of
   the rules in rules.py, likely renames), marked in the revision and on the
@@ -23,6 +24,11 @@ does not import it. One concern per module:
 - errors.py: a database that cannot be reached, explained in one paragraph;
 - history.py: a database ahead of the code, an unknown revision and a
   downgrade from a merge point, explained in one paragraph;
+- model_modules.py: a model module nobody imports (a table autogenerate
+  would never see), refused at `flask db migrate` and `check`;
+- template_files.py: the template's files where `copier update` expects
+  them (a renamed package, a deleted env.py), checked by the migration tests
+  and, for the migrations folder, before every `flask db` command;
 - settings.py: reads your migration_settings.py (what to compare), with defaults;
 - revision_steps.py, sample_rows.py: for the migration tests, each revision
   run by its id, and rows in every table before each step;
