@@ -34,6 +34,7 @@ PACKAGE_FILES = (
     "migration_tools/comparison.py",
     "migration_tools/errors.py",
     "migration_tools/guards.py",
+    "migration_tools/history.py",
     "migration_tools/locking.py",
     "migration_tools/model_modules.py",
     "migration_tools/offline.py",
