@@ -5,9 +5,9 @@ import time
 
 import click
 import flask_migrate
-from click.core import ParameterSource
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from click.core import ParameterSource
 from flask.cli import with_appcontext
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError

@@ -22,6 +22,7 @@ scripts/start.sh checks FLASK_DEBUG, FLASK_TESTING, PORT and WEB_CONCURRENCY
 itself, in the same spellings, before it starts any Python.
 """
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -92,9 +93,8 @@ def whole_number(
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isascii():
-        if value.strip().isdecimal():
-            number = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        number = int(value)
     if number is None or not minimum <= number <= maximum:
         raise ConfigError(
             f"{name}={shown(value)} is not a whole number from {minimum} to"
@@ -116,10 +116,8 @@ def seconds(
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str) and value.strip().isascii():
-        try:
+        with contextlib.suppress(ValueError):
             number = float(value)
-        except ValueError:
-            pass
     if (number == 0 and zero) or 0.001 <= number <= MAX_SECONDS:
         return number
     wanted = f"0 ({zero}) or a number" if zero else "a number"
