@@ -27,6 +27,7 @@ import importlib
 import inspect
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,7 +94,7 @@ def whole_number(
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
         number = int(value)
     if number is None or not minimum <= number <= maximum:
         raise ConfigError(
@@ -205,7 +206,7 @@ def binds(name: str, value: object) -> dict[str, Any]:
         else:
             raise ConfigError(
                 f"{where} must be a database URL (a string), or an object with"
-                f" one under \"url\", not a {_json_kind(bind)}. Use the form"
+                f' one under "url", not a {_json_kind(bind)}. Use the form'
                 f" {example}."
             )
     return result

@@ -116,12 +116,8 @@ def _parse(field: str, value: object, name: str, fix: str = "") -> Any:
     default = SETTINGS[field][2]
     try:
         if field == "lock_retries":
-            return whole_number(
-                name, value, default=int(default), maximum=20, fix=fix
-            )
-        return seconds(
-            name, value, default=default, zero="no timeout", fix=fix
-        )
+            return whole_number(name, value, default=int(default), maximum=20, fix=fix)
+        return seconds(name, value, default=default, zero="no timeout", fix=fix)
     except ConfigError as exc:
         raise CommandError(exc.message) from None
 
