@@ -109,14 +109,13 @@ def scratch_url(value: str) -> dict[str, Any]:
         raise Refused(exc.message) from None
 
 
-def initial_revision() -> str:
-    versions = sorted((PROJECT / "migrations" / "versions").glob("*.py"))
-    return versions[0].name.split("-")[1].split("_")[0]
+def variable(name: str, read: Callable[[], Any]) -> Callable[[str], Any]:
+    return lambda value: with_variable(name, value, read)
 
 
 CASES: dict[str, Callable[[str], Any]] = {
     **{
-        name: (lambda name: lambda value: with_variable(name, value, wsgi))(name)
+        name: variable(name, wsgi)
         for name in (
             "DATABASE_URL",
             "SECRET_KEY",
@@ -131,7 +130,7 @@ CASES: dict[str, Callable[[str], Any]] = {
         )
     },
     **{
-        name: (lambda name: lambda value: with_variable(name, value, timeouts))(name)
+        name: variable(name, timeouts)
         for name in (
             "MIGRATION_LOCK_TIMEOUT",
             "MIGRATION_STATEMENT_TIMEOUT",
@@ -139,15 +138,11 @@ CASES: dict[str, Callable[[str], Any]] = {
         )
     },
     **{
-        name: (
-            lambda name: lambda value: with_variable(name, value, gunicorn_settings)
-        )(name)
+        name: variable(name, gunicorn_settings)
         for name in ("HOST", "PORT", "WEB_CONCURRENCY")
     },
     "--timeout": lambda value: command("db-wait", f"--timeout={value}"),
-    "DB_WAIT_TIMEOUT": lambda value: with_variable(
-        "DB_WAIT_TIMEOUT", value, lambda: command("db-wait")
-    ),
+    "DB_WAIT_TIMEOUT": variable("DB_WAIT_TIMEOUT", lambda: command("db-wait")),
     # --skip-database-check: no database needed; the command works on this
     # copy of the project, so a revision it accepts may be squashed.
     "REVISION": lambda value: command(
@@ -169,7 +164,7 @@ def main() -> None:
             answer = {"outcome": "refused", "message": str(exc)}
         except click.ClickException as exc:
             answer = {"outcome": "refused", "message": exc.message}
-        except BaseException:  # noqa: BLE001 - what a user would see as a traceback
+        except BaseException:  # what a user would see as a traceback
             answer = {"outcome": "crashed", "message": traceback.format_exc()}
         print(json.dumps(answer, default=str), flush=True)
 

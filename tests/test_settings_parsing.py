@@ -27,6 +27,7 @@ from .helpers import project_environ, run
 
 WORKER = Path(__file__).with_name("settings_worker.py")
 PACKAGE = "my_flask_app"
+SECRET_KEY = "6f1d0c9b3e8a47d2a5c1f07e9b2d4c68a3e5f7091b2c4d6e8f0a1b3c5d7e9f20"
 MAX_SECONDS = 2_147_483  # PostgreSQL's longest timeout, in seconds
 # Values that broke projects before, or sit on a parser's edge.
 EDGES = [
@@ -158,7 +159,9 @@ SANE: dict[str, Callable[[str, Any], bool]] = {
         ],
         lambda value, read: timeouts(read),
     ),
-    **dict.fromkeys(["HOST", "PORT", "WEB_CONCURRENCY"], lambda v, read: gunicorn(read)),
+    **dict.fromkeys(
+        ["HOST", "PORT", "WEB_CONCURRENCY"], lambda value, read: gunicorn(read)
+    ),
     # An empty value means the default (60 s).
     **dict.fromkeys(
         ["--timeout", "DB_WAIT_TIMEOUT"],
@@ -329,7 +332,7 @@ def test_the_start_script_runs_the_projects_own_environment(
     env = project_environ(None, DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}")
     env["PATH"] = f"{other}{os.pathsep}/usr/bin{os.pathsep}/bin"
     env.pop("VIRTUAL_ENV", None)
-    env["SECRET_KEY"] = "6f1d0c9b3e8a47d2a5c1f07e9b2d4c68a3e5f7091b2c4d6e8f0a1b3c5d7e9f20"
+    env["SECRET_KEY"] = SECRET_KEY
     result = subprocess.run(
         ["sh", str(project / "scripts" / "start.sh"), "migrate"],
         cwd=tmp_path,
