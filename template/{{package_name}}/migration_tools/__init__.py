@@ -1,9 +1,11 @@
 """The migration machinery that migrations/env.py wires together.
 
 The template owns this package (`copier update` keeps it current); your app
-imports only template_files.py from it (extensions.py). One concern per
+imports only environment.py and template_files.py from it. One concern per
 module:
 
+- environment.py: every environment variable and command option the project
+  reads, parsed, a bad value refused in one paragraph that names it;
 - review.py: what autogenerate found that needs a person (the findings of
   the rules in rules.py, likely renames), marked in the revision and on the
   terminal, and checked again by the migration tests;
