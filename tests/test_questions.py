@@ -59,6 +59,10 @@ BAD_ANSWERS: list[tuple[dict[str, Any], str, str]] = [
     ({"description": "Tab\there"}, "description", "control character"),
     ({"author_name": "Jane\r\nDoe"}, "author_name", "holds a line break"),
     ({"author_name": ""}, "author_name", "must not be empty"),
+    # Unicode non-characters, which no YAML file holds (issue 19).
+    ({"project_name": "Shop\uffff"}, "project_name", "Unicode non-character"),
+    ({"description": "\ufdd0 orders"}, "description", "Unicode non-character"),
+    ({"author_name": "Jane\U0010fffe"}, "author_name", "Unicode non-character"),
     ({"author_email": "grace"}, "author_email", "not an email address"),
     ({"author_email": "grace@localhost"}, "author_email", "not an email address"),
     # Refused later by the build backend before (item 10).
