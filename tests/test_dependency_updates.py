@@ -59,7 +59,7 @@ def test_renovate_config_for_gitlab_projects(render: Render, tmp_path: Path) -> 
     assert refused("vendor.renovate", broken)
 
 
-@pytest.mark.parametrize("name", ["defaults", "no-docker", "gitlab", "no-ci"])
+@pytest.mark.parametrize("name", ["defaults", "gitlab"])
 def test_zizmor_finds_nothing_in_the_whole_project(
     render: Render, name: str, tmp_path: Path
 ) -> None:
