@@ -314,8 +314,9 @@ def test_package_name_refuses_every_name_the_environment_installs(
     project_env: Path,
 ) -> None:
     """The modules and distributions of the project's installed dependency
-    tree (the project's distribution is named after the package: uv refuses
-    a project that shares a dependency's name), and its commands:
+    tree (the project's distribution is named after the package, and a
+    project cannot also depend on a distribution of its own name), and its
+    commands:
     [project.scripts] installs the package's own command, named after it,
     beside them (a package named `python` would replace the interpreter's)."""
     names = subprocess.run(
