@@ -239,7 +239,8 @@ def check_server(
             f"{variable} names a test database, but the server put the connection"
             f" in the database {name!r} (a connection pooler's alias, or a setting"
             " outside the URL), and the tests drop every table in it. Point it at"
-            " a database whose name starts with 'test_' or ends with '_test'."
+            " a database whose name starts with 'test_' or ends with '_test'"
+            " that the server does not redirect."
         )
 
 
