@@ -186,9 +186,8 @@ def _same(one: Target, other: Target) -> bool:
 
 def bind_urls(variable: str, value: str | None, keys: Iterable[str]) -> dict[str, str]:
     """The URL for each bind in ``keys`` from ``variable``'s JSON ``value``."""
-    example = json.dumps(
-        {key: f"<url of {key}_test>" for key in keys} or {"b": "<url>"}
-    )
+    keys = list(keys)
+    example = json.dumps({key: f"<URL of {key}_test>" for key in keys or ["analytics"]})
     fix = f"Set it to a JSON object naming a test database for each bind: '{example}'."
     try:
         urls = json.loads(value or "{}")
@@ -197,18 +196,28 @@ def bind_urls(variable: str, value: str | None, keys: Iterable[str]) -> dict[str
         raise Refused(f"{variable} is not valid JSON ({exc}). {fix}") from None
     if not isinstance(urls, dict):
         raise Refused(f"{variable} is JSON but not an object. {fix}")
+    for key, url in urls.items():
+        if not isinstance(url, str):
+            raise Refused(
+                f"{variable}[{key!r}] is {_json_kind(url)}, not a URL string. {fix}"
+            )
     for key in keys:
         if key not in urls:
             raise Refused(
                 f"The models use the bind {key!r}, and TEST_DATABASE_URL is set,"
                 f" but {variable} names no test database for {key!r}. {fix}"
             )
-        if not isinstance(urls[key], str):
-            raise Refused(
-                f"{variable}[{key!r}] is a JSON {type(urls[key]).__name__}, not a"
-                f" URL string. {fix}"
-            )
     return {key: urls[key] for key in keys}
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def check_server(
