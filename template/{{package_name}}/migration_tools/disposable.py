@@ -42,6 +42,8 @@ DATABASE_ARGUMENTS = ("dbname", "database", "db")
 LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 EXAMPLE = "app_test"
+# What make_url raises: not a URL, or a port that is not a number.
+BAD_URL = (ArgumentError, ValueError)
 
 
 class Refused(Exception):
@@ -106,7 +108,7 @@ def target_of(variable: str, url: str | URL) -> Target:
     """Where ``url``'s driver will connect, as SQLAlchemy hands it the URL."""
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError):  # ValueError: the port is not a number
+    except BAD_URL:
         # SQLAlchemy's message may quote the password: say nothing of it.
         raise Refused(
             f"{variable} is not a database URL. Use the form"
