@@ -136,15 +136,22 @@ def target_of(variable: str, url: str | URL) -> Target:
     if backend == "sqlite":
         return Target("sqlite", "", "", _sqlite_file(arguments, options))
     backend = "mysql" if backend == "mariadb" else backend
-    names = [options[key] for key in DATABASE_ARGUMENTS if key in options]
-    if any(not isinstance(name, str) for name in names):
+    names = {key: options[key] for key in DATABASE_ARGUMENTS if key in options}
+    if any(not isinstance(name, str) for name in names.values()):
         raise Refused(
             f"{variable} gives the database name more than once in its query."
             " Name the database once, in the URL's path."
         )
-    # Every name must pass, whichever the driver reads; the first is the one.
-    bad = [name for name in names if not is_test_name(name)]
-    database = (bad or names or [""])[0]
+    database = next(iter(names.values()), "")  # the one the driver uses
+    for key, name in names.items():
+        # A second name (PyMySQL's db= beside database=): drivers differ in
+        # which they read, so it must pass the rule too.
+        if is_test_name(database) and not is_test_name(name):
+            raise Refused(
+                f"{variable} names two databases, {database!r} and {name!r} (its"
+                f" {key}= option), and a driver may connect to either. Name the"
+                " database once, in the URL's path."
+            )
     host = options.get("hostaddr") or options.get("host") or ""
     port = options.get("port") or DEFAULT_PORTS.get(backend, "")
     return Target(backend, _host(str(host)), str(port), database)
