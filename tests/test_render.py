@@ -47,6 +47,7 @@ DEFAULT_FILES = {
     "my_flask_app/migration_tools/baseline.py",
     "my_flask_app/migration_tools/binds.py",
     "my_flask_app/migration_tools/comparison.py",
+    "my_flask_app/migration_tools/disposable.py",
     "my_flask_app/migration_tools/environment.py",
     "my_flask_app/migration_tools/errors.py",
     "my_flask_app/migration_tools/guards.py",

@@ -37,4 +37,7 @@ module:
 - binds.py: each bind a model uses migrated in its own database;
 - baseline.py: `flask db-baseline`, the history up to a revision squashed
   into one baseline revision.
+- disposable.py: for the tests, which databases they may empty
+  (TEST_DATABASE_URL, TEST_SQLALCHEMY_BINDS): judged by the database the
+  driver connects to, and asked of the server before the first test.
 """

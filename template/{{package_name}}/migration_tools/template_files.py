@@ -32,6 +32,7 @@ PACKAGE_FILES = (
     "migration_tools/baseline.py",
     "migration_tools/binds.py",
     "migration_tools/comparison.py",
+    "migration_tools/disposable.py",
     "migration_tools/environment.py",
     "migration_tools/errors.py",
     "migration_tools/guards.py",
