@@ -129,3 +129,62 @@ def test_sqlite_batch_rebuild_keeps_generated_columns(
 ) -> None:
     result = run(render("defaults"), project_env, "python", "-c", SQLITE_REBUILD)
     assert result.stdout.strip() == "[(1, 3, 6, 'x')]"
+
+
+# The review's rule for types an engine cannot create, from the project's own
+# rules module: what it finds for each column added to users.
+ENGINE_ONLY = """
+import sqlalchemy as sa
+from alembic.operations import ops
+from sqlalchemy.dialects import postgresql
+
+from my_flask_app.migration_tools import rules
+
+COLUMNS = {
+    "tags": postgresql.ARRAY(sa.Integer()),
+    "address": postgresql.INET(),
+    "data": sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+    "nickname": sa.String(),
+    "title": sa.String(50),
+}
+for name, type_ in COLUMNS.items():
+    op = ops.AddColumnOp("users", sa.Column(name, type_))
+    found = rules.findings(op, rules.Where())
+    texts = [f.text for f in found if f.rule.name == "engine-only-type"]
+    print(name, "|", "; ".join(texts))
+"""
+
+
+@pytest.mark.parametrize(
+    ("project_name", "flagged"),
+    [
+        (
+            "defaults",
+            {
+                "tags": "type ARRAY(Integer()) of users.tags has no form on sqlite",
+                "address": "type INET() of users.address has no form on sqlite",
+            },
+        ),
+        (
+            "mysql",
+            {
+                "tags": "has no form on mysql or sqlite",
+                "address": "has no form on mysql or sqlite",
+                "nickname": "type String() of users.nickname has no form on mysql",
+            },
+        ),
+    ],
+)
+def test_types_an_engine_cannot_create_are_flagged_not_portable(
+    render: Callable[[str], Path],
+    project_env: Path,
+    project_name: str,
+    flagged: dict[str, str],
+) -> None:
+    result = run(render(project_name), project_env, "python", "-c", ENGINE_ONLY)
+    found = dict(line.split(" | ") for line in result.stdout.splitlines())
+    for column in ("tags", "address", "data", "nickname", "title"):
+        if column in flagged:
+            assert flagged[column] in found[column], (column, found)
+        else:
+            assert found[column] == "", (column, found)
