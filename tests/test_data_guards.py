@@ -84,7 +84,11 @@ BAD = [
     {"email": None, "age": 5},
     {"email": None, "age": 6},
 ]
-GOOD = [{"email": "a@b", "age": 1}, {"email": None, "age": None}, {"email": None, "age": 2}]
+GOOD = [
+    {"email": "a@b", "age": 1},
+    {"email": None, "age": None},
+    {"email": None, "age": 2},
+]
 print(json.dumps({
     f"{url.split(':')[0]} {change} {kind}": attempt(url, change, rows)
     for url in sys.argv[1:]
