@@ -147,14 +147,11 @@ def test_five_deploys_through_a_transaction_pooler_migrate_once_and_leave_no_loc
     assert query(database, "SELECT version_num FROM alembic_version") == [(head,)]
     # Over the direct connection: no advisory lock is held on the database.
     name = make_url(database).database
-    assert (
-        query(
-            database,
-            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-            f" WHERE l.locktype = 'advisory' AND d.datname = '{name}'",
-        )
-        == [(0,)]
-    )
+    assert query(
+        database,
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        f" WHERE l.locktype = 'advisory' AND d.datname = '{name}'",
+    ) == [(0,)]
     # No migration setting stayed on a pooled server connection: one
     # transaction on each of them at once.
     bind = engine(pooled)
@@ -246,7 +243,12 @@ def test_app_queries_through_a_transaction_pooler_never_fail(
     pooled = through(pgbouncer, make_database("postgresql"))
 
     result = run(
-        render("defaults"), project_env, "python", "-c", APP_QUERIES, DATABASE_URL=pooled
+        render("defaults"),
+        project_env,
+        "python",
+        "-c",
+        APP_QUERIES,
+        DATABASE_URL=pooled,
     )
 
     report = json.loads(result.stdout.splitlines()[-1])
