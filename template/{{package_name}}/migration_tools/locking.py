@@ -23,10 +23,11 @@ LOCK_TIMEOUT_SECONDS with a message. Migrations work the same over a direct
 connection.
 
 MySQL/MariaDB: GET_LOCK, which belongs to the session: taken before the
-migrations and released after, on the same connection. Connect migrations to
-the server directly, not through a proxy that moves sessions between server
-connections (ProxySQL keeps a session on one while it holds a GET_LOCK).
-Waits up to LOCK_TIMEOUT_SECONDS too.
+migrations and released after, on the same connection, waiting up to
+LOCK_TIMEOUT_SECONDS. It needs a direct connection, or a proxy that keeps the
+session on one server connection: ProxySQL stops multiplexing a session once
+it runs GET_LOCK (its documentation, "Multiplexing"). ProxySQL is not packaged
+in Debian, so the template's tests do not run through it.
 
 SQLite: no lock (one file, one writer at a time).
 """
