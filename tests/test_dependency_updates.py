@@ -3,7 +3,9 @@ GitLab projects, each valid against its published schema; and the pre-commit
 hooks, whose configuration parses and pins every revision. (pre-commit cannot
 fetch its hooks offline, so they are not run here.)"""
 
+import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_workflows import BIN, check_jsonschema
+from .test_workflows import BIN, check_jsonschema, check_zizmor
 
 Render = Callable[[str], Path]
 
@@ -55,6 +57,35 @@ def test_renovate_config_for_gitlab_projects(render: Render, tmp_path: Path) -> 
     broken = tmp_path / "renovate.json"
     broken.write_text(text.replace('"enabled": true', '"enabled": "yes"'))
     assert refused("vendor.renovate", broken)
+
+
+@pytest.mark.parametrize("name", ["defaults", "gitlab"])
+def test_zizmor_finds_nothing_in_the_whole_project(
+    render: Render, name: str, tmp_path: Path
+) -> None:
+    """zizmor audits every file of the project it knows (the workflow and
+    dependabot.yml): each Dependabot ecosystem waits a week (cooldown), and
+    Renovate waits a week for the sources that publish release dates."""
+    project = render(name)
+    check_zizmor(project)
+    dependabot = project / ".github" / "dependabot.yml"
+    if dependabot.exists():
+        for update in yaml.safe_load(dependabot.read_text())["updates"]:
+            assert update["cooldown"]["default-days"] >= 7, update
+        # zizmor reads dependabot.yml when given the project: without the
+        # cooldown, the same run fails.
+        shutil.copytree(project / ".github", tmp_path / ".github")
+        copy = tmp_path / ".github" / "dependabot.yml"
+        copy.write_text(re.sub(r"\n    cooldown:\n.*\n", "\n", copy.read_text()))
+        assert "cooldown:" not in copy.read_text()
+        with pytest.raises(AssertionError, match="dependabot-cooldown"):
+            check_zizmor(tmp_path)
+    renovate = project / "renovate.json"
+    if renovate.exists():
+        rules = json.loads(renovate.read_text())["packageRules"]
+        (waiting,) = [rule for rule in rules if "minimumReleaseAge" in rule]
+        assert waiting["minimumReleaseAge"] == "7 days"
+        assert {"pypi", "github-tags"} <= set(waiting["matchDatasources"])
 
 
 def test_no_update_bot_without_ci(render: Render) -> None:

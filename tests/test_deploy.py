@@ -174,25 +174,44 @@ def test_start_script_serves_a_database_a_newer_release_migrated(
     assert "Running upgrade" not in output
     # The readiness probe keeps the old instances in service, with the warning.
     assert "4b2e8d1c9a07, a revision this code does not know" in status_probe.stderr
+    # The migration commands of the older release explain it in one paragraph.
+    for command in ("upgrade", "current"):
+        refused = run(
+            previous,
+            project_env,
+            "flask",
+            "db",
+            command,
+            check=False,
+            DATABASE_URL=database,
+        )
+        assert refused.returncode == 1
+        assert (
+            "Error: The database is at revision 4b2e8d1c9a07, which this code does"
+            " not have: a newer release has migrated it"
+            in " ".join(refused.stderr.split())
+        ), refused.stderr
+        assert "Can't locate revision" not in refused.stderr
 
 
 @pytest.mark.parametrize(
-    ("secret_key", "message"),
+    ("settings", "message"),
     [
-        (None, "Error: SECRET_KEY is not set"),
-        ("change-me", "Error: SECRET_KEY is a placeholder"),
+        ({}, "Error: SECRET_KEY is not set"),
+        ({"SECRET_KEY": "change-me"}, "Error: SECRET_KEY is a placeholder"),
+        (
+            {"SECRET_KEY": SECRET_KEY, "FLASK_TESTING": "1"},
+            "Error: FLASK_TESTING is on, and production servers never run",
+        ),
     ],
-    ids=["missing", "placeholder"],
+    ids=["missing", "placeholder", "testing-mode"],
 )
-def test_gunicorn_refuses_to_start_without_a_real_secret_key(
+def test_gunicorn_refuses_to_start_without_a_real_secret_key_or_in_testing_mode(
     render: Callable[[str], Path],
     project_env: Path,
-    secret_key: str | None,
+    settings: dict[str, str],
     message: str,
 ) -> None:
-    settings = {"DATABASE_URL": "postgresql://app@127.0.0.1:5432/app"}
-    if secret_key is not None:
-        settings["SECRET_KEY"] = secret_key
     result = run(
         render("defaults"),
         project_env,
@@ -201,6 +220,7 @@ def test_gunicorn_refuses_to_start_without_a_real_secret_key(
         timeout=60,
         HOST="127.0.0.1",
         PORT=str(free_port()),
+        DATABASE_URL="postgresql://app@127.0.0.1:5432/app",
         **settings,
     )
     assert result.returncode != 0
@@ -217,7 +237,7 @@ def test_compose_file_is_valid_and_migrates_before_serving(
     compose = project / "compose.yaml"
     check_jsonschema("vendor.compose-spec", compose)
     text = compose.read_text()
-    assert 'command: ["flask", "db-status", "--upgrade"]' in text
+    assert 'command: ["/app/scripts/start.sh", "migrate"]' in text
     assert "condition: service_completed_successfully" in text
     assert ("condition: service_healthy" in text) == (database != "sqlite")
     # Secrets come from the environment, never from the repository.
@@ -237,7 +257,10 @@ def test_dockerfile_builds_a_small_unprivileged_image(
     final_stage = dockerfile.split("\nFROM ", 2)[2]
     assert "USER app" in final_stage
     assert "/bin/uv" not in final_stage
-    assert re.search(r'^CMD \["gunicorn"\]$', dockerfile, re.MULTILINE)
+    # gunicorn through the start script, which refuses debug and testing mode.
+    assert re.search(
+        r'^CMD \["/app/scripts/start.sh", "serve"\]$', dockerfile, re.MULTILINE
+    )
     assert "FLASK_SKIP_DOTENV=1" in final_stage
     ignored = (project / ".dockerignore").read_text().splitlines()
     assert {".flaskenv", ".env", "instance/", ".venv/", "tests/"} <= set(ignored)

@@ -8,6 +8,7 @@ directories; about 0.7 s a project. A few hand-picked hostile sets are also
 built as wheels and run their own test suite in the shared environment.
 """
 
+import json
 import py_compile
 import secrets
 import shutil
@@ -62,6 +63,10 @@ def check_project(project: Path, venv: Path) -> None:
         Path(str(path) + "c").unlink()
     for path in [*project.rglob("*.yml"), *project.rglob("*.yaml")]:
         yaml.safe_load(path.read_text())
+    for path in project.rglob("*.json"):
+        json.loads(path.read_text())
+    for path in project.rglob("*.toml"):
+        tomllib.loads(path.read_text())
     # What the build backend writes into the wheel, parsed as an installer would.
     metadata = ProjectMetadata(str(project), None, config=pyproject)
     text = get_core_metadata_constructors()["2.4"](metadata)
@@ -114,6 +119,14 @@ HOSTILE = st.sampled_from(
         "\u4e2d\u6587",
         "---",
         "1.",
+        # Unicode non-characters (refused), and their neighbours (accepted).
+        "\uffff",
+        "\ufffe",
+        "\ufdd0",
+        "\U0010fffe",
+        "\ufffd",
+        "\ufdcf",
+        "\ufeff",
     ]
 )
 TEXT = st.one_of(
@@ -127,8 +140,14 @@ EMAIL = st.one_of(
         ["a,b@x.com", "a@x..com", "é@x.com", '"a b"@x.com', "a@b", "a@x.com\n"]
     ),
 )
+# Every file that free text reaches is rendered: the Kubernetes manifests,
+# Docker's files, each CI system's files.
 ANSWERS = st.fixed_dictionaries(
-    {},
+    {
+        "kubernetes": st.just(True),
+        "docker": st.just(True),
+        "ci": st.sampled_from(["github", "gitlab", "none"]),
+    },
     optional={
         "project_name": TEXT,
         "description": TEXT,
@@ -141,7 +160,7 @@ TRIED: dict[str, int] = {"accepted": 0, "refused": 0}
 
 
 @settings(
-    max_examples=40,
+    max_examples=35,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -152,6 +171,15 @@ TRIED: dict[str, int] = {"accepted": 0, "refused": 0}
         "description": 'A "simple" order service \\n \\t \\u0041 {{ 1 }}',
         "author_name": 'Jane "JD" Doe, Jr.',
         "author_email": "jane.doe+shop@example.co.uk",
+    }
+)
+@example(answers={"project_name": "Shop \uffff", "kubernetes": True, "ci": "github"})
+@example(
+    answers={
+        "project_name": "Shop \ufffd\ufdcf\ufeff",
+        "kubernetes": True,
+        "docker": True,
+        "ci": "gitlab",
     }
 )
 @example(answers={"project_name": "Customer Billing Service"})

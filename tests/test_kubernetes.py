@@ -120,11 +120,26 @@ def test_migrations_run_once_per_release_before_new_pods_are_ready(
         return
     job = found["job-migrate.yaml"]["spec"]["template"]["spec"]
     assert job["restartPolicy"] == "Never"
-    assert "flask db-status --upgrade" in " ".join(job["containers"][0]["command"])
+    assert job["containers"][0]["command"] == ["/app/scripts/start.sh", "migrate"]
     assert deployment["replicas"] >= 2
     assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     budget = found["pdb.yaml"]["spec"]
     assert budget["maxUnavailable"] == 1
+
+
+def test_every_production_command_goes_through_the_start_script(
+    project: Path,
+) -> None:
+    """scripts/start.sh refuses debug and testing mode; a pod without its own
+    command runs the image's, `start.sh serve` (the Dockerfile's CMD)."""
+    for name, manifest in manifests(project).items():
+        if manifest["kind"] not in {"Deployment", "Job"}:
+            continue
+        for container in manifest["spec"]["template"]["spec"]["containers"]:
+            command = container.get("command", ["/app/scripts/start.sh", "serve"])
+            assert command[0] == "/app/scripts/start.sh", (name, command)
+    dockerfile = (project / "Dockerfile").read_text()
+    assert 'CMD ["/app/scripts/start.sh", "serve"]' in dockerfile
 
 
 def test_without_the_answer_there_are_no_manifests(

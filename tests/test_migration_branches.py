@@ -94,6 +94,17 @@ def test_two_heads_are_reported_first_and_pass_once_merged(
     # The walk steps through both branches and the merge point.
     run_tests(project, project_env)
 
+    # A relative downgrade from the merge point cannot choose a branch: the
+    # message names the merge's parents; naming one undoes the merge.
+    flask("db", "upgrade")
+    refused = run(project, project_env, "flask", "db", "downgrade", check=False)
+    assert refused.returncode == 1
+    message = " ".join(refused.stderr.split())
+    assert "Ambiguous walk" not in message
+    parent = message.split("`flask db downgrade ")[1].split("`")[0]
+    assert f"which joins {parent}, " in message or f", {parent}:" in message, message
+    flask("db", "downgrade", parent)
+
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
 def test_ci_checks_for_one_head_before_anything_needs_a_database(

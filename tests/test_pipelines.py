@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from .helpers import UV, run
-from .test_workflows import check_github_workflow, check_jsonschema
+from .test_workflows import check_github_workflow, check_jsonschema, check_zizmor
 
 PIPELINE_FILE = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 SCHEMA = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
@@ -66,6 +66,7 @@ def test_pipeline_is_valid_and_uses_the_production_engine(
         check_github_workflow(path)
     else:
         check_jsonschema(SCHEMA[ci], path)
+    check_zizmor(project)  # every file zizmor audits: dependabot.yml too
 
     (test_job,) = [job for job in pipeline_jobs(project, ci) if job.name == "test"]
     expected_image = {"postgresql": "postgres:17", "mysql": "mariadb:11.4"}.get(

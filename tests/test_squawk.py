@@ -111,8 +111,21 @@ def test_squawk_lints_the_sql_of_the_revisions_a_change_adds(
     assert dropped.returncode != 0
     assert "squawk: 2 revision(s)" in dropped.stdout
     assert "ban-drop-column" in dropped.stdout
+    # The review's acknowledgement is squawk's too: one list, both checks.
     drop.write_text(
         DROP_COLUMN.replace(
+            "depends_on = None\n",
+            "depends_on = None\n\n"
+            'ACKNOWLEDGED: list[str] = ["drop column users.name"]\n',
+        )
+    )
+    assert lint().returncode == 0
+    # A squawk rule the review has no rule for: SQUAWK_IGNORE, for this file.
+    drop.write_text(
+        DROP_COLUMN.replace(
+            '    op.drop_column("users", "name")\n',
+            '    op.execute("ALTER TABLE users DROP COLUMN name")\n',
+        ).replace(
             "depends_on = None\n",
             'depends_on = None\n\nSQUAWK_IGNORE = ["ban-drop-column"]\n',
         )

@@ -97,7 +97,12 @@ def conflicted(project: Path) -> set[str]:
 @pytest.fixture
 def template(tmp_path: Path) -> Path:
     """A git repository of this template as it is now, tagged v1.0.0."""
-    repo = tmp_path / "template"
+    return template_repo(tmp_path / "template")
+
+
+def template_repo(repo: Path) -> Path:
+    """Make ``repo`` a git repository of this template as it is now, tagged
+    v1.0.0."""
     tracked = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -236,6 +241,7 @@ def test_update_brings_template_changes_and_keeps_the_users_work(
         result = update_with_cli(project)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Updating to template version 1.1.0" in result.stderr
+        assert "Warning:" not in result.stderr  # copier.yml's _message_after_update
     else:
         update_with_api(project)
 
@@ -434,3 +440,46 @@ def test_update_refuses_to_change_the_package_name(
     assert git(project, "status", "--porcelain") == ""
     # Keeping the name still updates.
     update_with_api(project)
+
+
+def test_update_of_a_project_whose_package_name_is_now_refused_says_why(
+    template: Path, tmp_path: Path
+) -> None:
+    """Issue 19 refuses package names a project could take before (test_app,
+    from "Test App"). Updating such a project names its package, the rule it
+    breaks and the way out (Copier's CLI offers the default in place of the
+    refused answer: the message is not about a rename the user never asked
+    for)."""
+    config = template / "copier.yml"
+    edit(config, "      test_app: tests/test_app.py\n", "")
+    commit_all(template, "Template 0.9.0, which accepted test_app")
+    git(template, "tag", "v0.9.0")
+    git(template, "checkout", "-q", "v1.0.0", "--", "copier.yml")
+    commit_all(template, "Template 1.1.0")
+    git(template, "tag", "v1.1.0")
+    project = tmp_path / "project"
+    run_copy(
+        str(template),
+        project,
+        data={"package_name": "test_app"},
+        defaults=True,
+        vcs_ref="v0.9.0",
+        quiet=True,
+    )
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "Generated from the template")
+    before = snapshot(project)
+    process = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--defaults"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode != 0
+    last_line = process.stderr.strip().splitlines()[-1]
+    assert "package_name 'test_app', this project's, is now refused" in last_line
+    assert "(tests/test_app.py)" in last_line
+    assert '"Renaming the package"' in last_line
+    assert "my_flask_app" not in last_line
+    assert snapshot(project) == before

@@ -20,9 +20,16 @@ def check_jsonschema(schema: str, path: Path) -> None:
     check(BIN / "check-jsonschema", "--builtin-schema", schema, path)
 
 
+def check_zizmor(path: Path) -> None:
+    """No zizmor finding of medium severity or worse in ``path``: a file, or a
+    whole project, where zizmor finds every file it audits (workflows,
+    actions, dependabot.yml)."""
+    check(BIN / "zizmor", "--offline", "--min-severity=medium", path)
+
+
 def check_github_workflow(path: Path) -> None:
     check_jsonschema("vendor.github-workflows", path)
-    check(BIN / "zizmor", "--offline", "--min-severity=medium", path)
+    check_zizmor(path)
 
 
 def test_template_repository_workflow_is_valid_and_clean() -> None:

@@ -7,24 +7,39 @@ import click
 import flask_migrate
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from click.core import ParameterSource
 from flask.cli import with_appcontext
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from . import connect_timeout
-from .config import database_url
 from .extensions import db, migrate
-from .migration_tools import baseline
+from .migration_tools import baseline, environment
+
+DEFAULT_WAIT = 60.0
 
 
 @click.command("db-wait")
 @click.option(
-    "--timeout", default=60.0, show_default=True, help="Seconds to keep trying."
+    "--timeout",
+    "given",
+    envvar="DB_WAIT_TIMEOUT",
+    metavar="SECONDS",
+    help=f"Seconds to keep trying (default {DEFAULT_WAIT:g}; or DB_WAIT_TIMEOUT).",
 )
 @with_appcontext
-def db_wait(timeout: float) -> None:
+def db_wait(given: str | None) -> None:
     """Wait until the database accepts connections."""
+    if click.get_current_context().get_parameter_source("given") == (
+        ParameterSource.ENVIRONMENT
+    ):
+        name, fix = "DB_WAIT_TIMEOUT", ""
+    else:
+        name, fix = "--timeout", "Give one, or leave the option out"
+    timeout = environment.seconds(
+        name, given, default=DEFAULT_WAIT, zero="one try", fix=fix
+    )
     deadline = time.monotonic() + timeout
     while True:
         # Each attempt may take only what is left of the timeout: a server that
@@ -149,13 +164,13 @@ def db_baseline(
     for line in baseline.squash(
         db,
         migrate.get_config(),
-        revision,
+        environment.revision("REVISION", revision),
         drop_data_steps=drop_data_steps,
         skip_database_check=skip_database_check,
         # Read as DATABASE_URL is: mysql:// means PyMySQL, bad URLs are explained.
         scratch_url=None
         if scratch_url is None
-        else database_url(scratch_url, "--scratch-url"),
+        else environment.database_url(scratch_url, "--scratch-url"),
     ):
         click.echo(line)
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .config import ConfigError
+from .migration_tools import template_files
 
 # Every constraint and index gets a predictable name, the same on every database
 # engine. Alembic needs a name to drop or alter a constraint later, and SQLite's
@@ -58,6 +59,9 @@ else:
 # compare_type makes autogenerate notice changed column types, which it skips by
 # default; migrations/env.py compares server defaults (migration_tools/comparison.py).
 migrate = Migrate(directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)
+# Every `flask db` command first checks that the migrations folder holds the files
+# it runs: a deleted env.py is explained in one paragraph, not a traceback.
+migrate.configure(template_files.check_migrations_folder)
 
 
 def init_app(app: Flask) -> None:

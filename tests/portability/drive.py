@@ -135,14 +135,14 @@ def apply(url: str | None, plan: dict[str, Any]) -> dict[str, Any]:
 def changed_defaults() -> list[tuple[str, str]]:
     """The columns whose server default differs between the models and the
     database, compared as env.py compares them."""
-    from my_flask_app.migration_tools.comparison import compare_server_default
+    from my_flask_app.migration_tools import comparison
 
     with db.engine.connect() as connection:
         context = MigrationContext.configure(
             connection,
             opts={
                 "compare_type": True,
-                "compare_server_default": compare_server_default,
+                **comparison.options({}),
                 "target_metadata": db.metadata,
             },
         )

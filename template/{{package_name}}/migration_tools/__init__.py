@@ -1,8 +1,11 @@
 """The migration machinery that migrations/env.py wires together.
 
 The template owns this package (`copier update` keeps it current); your app
-does not import it. One concern per module:
+imports only environment.py and template_files.py from it. One concern per
+module:
 
+- environment.py: every environment variable and command option the project
+  reads, parsed, a bad value refused in one paragraph that names it;
 - review.py: what autogenerate found that needs a person (the findings of
   the rules in rules.py, likely renames), marked in the revision and on the
   terminal, and checked again by the migration tests;
@@ -17,13 +20,24 @@ does not import it. One concern per module:
 - locking.py: one process migrates a database at a time;
 - timeouts.py: lock and statement timeouts with retries, so the app never
   stalls for long behind a migration waiting for a lock;
-- sqlite.py: SQLite's foreign keys during batch rebuilds;
+- sqlite.py: SQLite's foreign keys and generated columns during batch
+  rebuilds;
 - offline.py: `flask db upgrade --sql` (SQLite explains why it cannot);
 - errors.py: a database that cannot be reached, explained in one paragraph;
+- history.py: a database ahead of the code, an unknown revision and a
+  downgrade from a merge point, explained in one paragraph;
+- model_modules.py: a model module nobody imports (a table autogenerate
+  would never see), refused at `flask db migrate` and `check`;
+- template_files.py: the template's files where `copier update` expects
+  them (a renamed package, a deleted env.py), checked by the migration tests
+  and, for the migrations folder, before every `flask db` command;
 - settings.py: reads your migration_settings.py (what to compare), with defaults;
 - revision_steps.py, sample_rows.py: for the migration tests, each revision
   run by its id, and rows in every table before each step;
 - binds.py: each bind a model uses migrated in its own database;
 - baseline.py: `flask db-baseline`, the history up to a revision squashed
   into one baseline revision.
+- disposable.py: for the tests, which databases they may empty
+  (TEST_DATABASE_URL, TEST_SQLALCHEMY_BINDS): judged by the database the
+  driver connects to, and asked of the server before the first test.
 """

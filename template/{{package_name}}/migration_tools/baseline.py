@@ -432,8 +432,8 @@ def compare(config: Config, url: str, expected: sa.MetaData) -> list[str]:
                     connection,
                     opts={
                         "compare_type": True,
-                        "compare_server_default": comparison.compare_server_default,
                         "include_name": _not_version_table,
+                        **comparison.options({}),
                     },
                 )
                 found = compare_metadata(context, expected)

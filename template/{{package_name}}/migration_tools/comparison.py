@@ -4,16 +4,27 @@ Each engine reports a default in its own words: `now()` is `CURRENT_TIMESTAMP`
 on SQLite and `current_timestamp()` on MariaDB, `false` is `0` on MariaDB,
 `'a'` is `'a'::character varying` on PostgreSQL, `0` is `0.00` in a MariaDB
 NUMERIC(10, 2). Alembic compares the words, so `flask db check` never settles
-on some engines. compare_server_default() (wired in env.py) compares meanings,
-and still reports a default that really differs.
+on some engines. This module's autogenerate plugin (enabled by options(), which
+env.py passes to context.configure()) compares meanings, and still reports a
+default that really differs.
+
+A plugin rather than Alembic's compare_server_default hook: Alembic (1.20)
+reads the reflected default's `.arg` before it calls that hook, and a computed
+column's reflected default (Computed) has none, so the hook crashes `flask db
+migrate` and `check` on any model with a Computed column. The plugin runs after
+Alembic's own comparators for Computed and Identity columns, and leaves to
+Alembic every default it does not recognise (FetchedValue, Computed, Identity).
 """
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrationScript, ops
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.plugins import Plugin
+from alembic.util import PriorityDispatchResult
 from sqlalchemy.sql import elements
 
 from .rendering import FALSE, NOW, TODAY, TRUE, _string_literal, normalise, number
@@ -21,15 +32,75 @@ from .rendering import FALSE, NOW, TODAY, TRUE, _string_literal, normalise, numb
 log = logging.getLogger("alembic.autogenerate.compare")
 
 
-def compare_server_default(
-    context: MigrationContext,
+PLUGIN = "flask_migrations.server_defaults"
+_ALEMBIC_PLUGINS = ["alembic.autogenerate.*"]  # Alembic's default
+
+
+def options(configured: Mapping[str, Any]) -> dict[str, Any]:
+    """The context.configure() options that turn this comparison on, given the
+    ``configured`` ones (their autogenerate_plugins, if any, are kept)."""
+    plugins = list(configured.get("autogenerate_plugins") or _ALEMBIC_PLUGINS)
+    return {"compare_server_default": True, "autogenerate_plugins": [*plugins, PLUGIN]}
+
+
+def _compare_server_default(
+    autogen_context: AutogenContext,
+    alter_column_op: ops.AlterColumnOp,
+    schema: str | None,
+    table_name: str,
+    column_name: str,
     inspected_column: sa.Column[Any],
+    metadata_column: sa.Column[Any],
+) -> PriorityDispatchResult:
+    """The comparator: marks the column changed when the defaults' meanings
+    differ. STOP ends the comparison (Alembic's own textual one comes last);
+    CONTINUE leaves a default this module does not know to Alembic."""
+    inspected = inspected_column.server_default
+    declared = metadata_column.server_default
+    if not isinstance(inspected, sa.DefaultClause | None) or not isinstance(
+        declared, sa.DefaultClause | None
+    ):
+        return PriorityDispatchResult.CONTINUE
+    if defaults_differ(
+        metadata_column,
+        _sql(inspected, autogen_context),
+        declared,
+        _sql(declared, autogen_context),
+    ):
+        alter_column_op.modify_server_default = declared
+        log.info("Detected server default on column %s.%s", table_name, column_name)
+    return PriorityDispatchResult.STOP
+
+
+def _sql(
+    default: sa.DefaultClause | None, autogen_context: AutogenContext
+) -> str | None:
+    """A default's SQL as the database would run it (what Alembic compares)."""
+    if default is None:
+        return None
+    if isinstance(default.arg, str):
+        return default.arg
+    if isinstance(default.arg, elements.TextClause):
+        return default.arg.text
+    return str(
+        default.arg.compile(
+            dialect=autogen_context.dialect, compile_kwargs={"literal_binds": True}
+        )
+    )
+
+
+Plugin(PLUGIN).add_autogenerate_comparator(
+    _compare_server_default, "column", "server_default"
+)
+
+
+def defaults_differ(
     metadata_column: sa.Column[Any],
     inspected_default: str | None,
     metadata_default: Any,
     rendered_metadata_default: str | None,
 ) -> bool:
-    """Alembic's compare_server_default hook: True when the defaults differ."""
+    """True when the defaults differ in meaning."""
     if isinstance(metadata_default, sa.DefaultClause) and isinstance(
         metadata_default.arg, str
     ):  # a value, which the engine quotes: the rendered form has no quotes

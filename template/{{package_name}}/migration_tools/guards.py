@@ -1,4 +1,5 @@
-"""Make every engine refuse what one engine would silently get wrong.
+"""Make every engine refuse, in the same words, a change the rows in the table
+forbid, before the database sees it.
 
 Adding a NOT NULL column without a server default to a table that holds rows
 fails on PostgreSQL and SQLite (the rows would have no value), but MySQL and
@@ -7,17 +8,40 @@ migration tried on PostgreSQL must not do something else in production on
 MariaDB, so the check runs here, in Alembic's own implementation of
 add_column, the same way on every engine, before the database sees the ALTER.
 The review (rules.py) flags the same operation at `flask db migrate`.
+
+The same for the changes that fail on existing data, each of which every
+engine refuses in its own words (a raw UniqueViolation, error 1062, a
+rebuild's IntegrityError) or, in MySQL's non-strict mode, carries out by
+cutting the values: a unique constraint or index over duplicates (the message
+names them), a CHECK that rows violate, a string column narrowed below its
+longest value. The checks are Alembic's own implementations with a query in
+front (Operations.implementation_for), for op and batch_op alike; with `flask
+db upgrade --sql` there are no rows to see, and they stand aside.
 """
 
+from typing import Any
+
+import sqlalchemy as sa
 from alembic.operations import Operations, ops
 from alembic.operations.toimpl import add_column as alembic_add_column
+from alembic.operations.toimpl import alter_column as alembic_alter_column
+from alembic.operations.toimpl import create_constraint as alembic_create_constraint
+from alembic.operations.toimpl import create_index as alembic_create_index
 from alembic.util import CommandError
 from sqlalchemy import literal, select, table
+
+# How many offending values a message shows, and how much of each.
+_SHOWN = 3
+_WIDTH = 40
 
 
 def install() -> None:
     """Put the check in front of Alembic's add_column (op and batch_op)."""
     Operations.implementation_for(ops.AddColumnOp, replace=True)(_add_column)
+    Operations.implementation_for(ops.CreateIndexOp, replace=True)(_create_index)
+    Operations.implementation_for(ops.AlterColumnOp, replace=True)(_alter_column)
+    for constraint in (ops.CreateUniqueConstraintOp, ops.CreateCheckConstraintOp):
+        Operations.implementation_for(constraint, replace=True)(_create_constraint)
 
 
 def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
@@ -46,3 +70,138 @@ def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
 def _has_rows(operations: Operations, name: str, schema: str | None) -> bool:
     query = select(literal(1)).select_from(table(name, schema=schema)).limit(1)
     return operations.get_bind().execute(query).first() is not None
+
+
+def _create_index(operations: Operations, operation: ops.CreateIndexOp) -> None:
+    if operation.unique and _sees_rows(operations):
+        _refuse_duplicates(
+            operations,
+            operation.table_name,
+            operation.schema,
+            list(operation.columns),
+            f"the unique index {operation.index_name}",
+        )
+    alembic_create_index(operations, operation)
+
+
+def _create_constraint(operations: Operations, operation: ops.AddConstraintOp) -> None:
+    if _sees_rows(operations):
+        if isinstance(operation, ops.CreateUniqueConstraintOp):
+            _refuse_duplicates(
+                operations,
+                operation.table_name,
+                operation.schema,
+                list(operation.columns),
+                f"the unique constraint {operation.constraint_name}",
+            )
+        elif isinstance(operation, ops.CreateCheckConstraintOp):
+            _refuse_violations(operations, operation)
+    alembic_create_constraint(operations, operation)
+
+
+def _alter_column(operations: Operations, operation: ops.AlterColumnOp) -> None:
+    new, old = operation.modify_type, operation.existing_type
+    if (
+        isinstance(new, sa.String)
+        and new.length is not None
+        and not (
+            isinstance(old, sa.String)
+            and old.length is not None
+            and old.length <= new.length
+        )
+        and _sees_rows(operations)
+    ):
+        _refuse_longer_values(operations, operation, new.length)
+    alembic_alter_column(operations, operation)
+
+
+def _sees_rows(operations: Operations) -> bool:
+    return not operations.migration_context.as_sql  # `upgrade --sql`: no rows
+
+
+def _refuse_duplicates(
+    operations: Operations, name: str, schema: str | None, columns: list[Any], what: str
+) -> None:
+    """Refuse ``what`` on table ``name`` if rows repeat a value of ``columns``
+    (rows with a NULL in them repeat nothing: every engine lets NULLs repeat)."""
+    if not columns or not all(isinstance(c, str) for c in columns):
+        return  # an expression index: the engine judges it
+    source = table(name, *(sa.column(c) for c in columns), schema=schema)
+    query = (
+        select(*source.c, sa.func.count().label("times"))
+        .where(*(c.is_not(None) for c in source.c))
+        .group_by(*source.c)
+        .having(sa.func.count() > 1)
+        .order_by(sa.func.count().desc())
+        .limit(_SHOWN + 1)
+    )
+    repeated = operations.get_bind().execute(query).all()
+    if not repeated:
+        return
+    shown = "; ".join(
+        ", ".join(_value(v) for v in row[:-1]) + f" ({row[-1]} rows)"
+        for row in repeated[:_SHOWN]
+    )
+    more = " and more" if len(repeated) > _SHOWN else ""
+    raise CommandError(
+        f"Cannot add {what} on {name} ({', '.join(columns)}): rows repeat"
+        f" {shown}{more}. Every engine refuses it, each in its own words. Remove"
+        " or merge the duplicates first, in this migration before the constraint"
+        " (an UPDATE or DELETE through op.execute) or in a data migration of its"
+        " own, then run the upgrade again."
+    )
+
+
+def _refuse_violations(
+    operations: Operations, operation: ops.CreateCheckConstraintOp
+) -> None:
+    condition = operation.condition
+    violated = (
+        sa.text(f"NOT ({condition})")
+        if isinstance(condition, str)
+        else sa.not_(condition)
+    )
+    source = table(operation.table_name, schema=operation.schema)
+    count = (
+        operations.get_bind()
+        .execute(select(sa.func.count()).select_from(source).where(violated))
+        .scalar()
+    )
+    if count:
+        raise CommandError(
+            f"Cannot add the CHECK constraint {operation.constraint_name} on"
+            f" {operation.table_name}: {count} row(s) violate it ({condition})."
+            " Fix or delete those rows first, in this migration before the"
+            " constraint or in a data migration of its own, then run the upgrade"
+            " again."
+        )
+
+
+def _refuse_longer_values(
+    operations: Operations, operation: ops.AlterColumnOp, length: int
+) -> None:
+    column: sa.ColumnClause[Any] = sa.column(operation.column_name)
+    source = table(operation.table_name, column, schema=operation.schema)
+    longest = (
+        operations.get_bind()
+        .execute(
+            select(sa.func.count(), sa.func.max(sa.func.length(column)))
+            .select_from(source)
+            .where(sa.func.length(column) > length)
+        )
+        .one()
+    )
+    if longest[0]:
+        raise CommandError(
+            f"Cannot narrow {operation.table_name}.{operation.column_name} to"
+            f" {length} characters: {longest[0]} row(s) hold longer values (up to"
+            f" {longest[1]}). PostgreSQL refuses it, MySQL without strict mode"
+            " would cut them, and SQLite would keep them longer than the column"
+            " says, so the migration refuses it on every engine. Shorten or move"
+            " those values first, or keep the column wider."
+        )
+
+
+def _value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."

@@ -70,7 +70,7 @@ def render_server_default(default: Any, autogen_context: AutogenContext) -> str 
         return f"{prefix}true()"
     if isinstance(value, elements.False_):
         return f"{prefix}false()"
-    if isinstance(value, functions.FunctionElement) and not list(value.clauses):
+    if isinstance(value, functions.FunctionElement) and _no_arguments(value):
         return f"{prefix}func.{value.name}()"
     if isinstance(value, str):  # a literal value, not SQL
         word = value.strip().lower()
@@ -91,6 +91,13 @@ def render_server_default(default: Any, autogen_context: AutogenContext) -> str 
     if literal is not None:
         return repr(literal)
     return False
+
+
+def _no_arguments(function: functions.FunctionElement[Any]) -> bool:
+    """A function called with no arguments, such as now(); not a sequence's
+    next_value(), which has no argument list and is left to Alembic."""
+    clauses = getattr(function, "clauses", None)
+    return clauses is not None and not list(clauses)
 
 
 def render_type(
@@ -169,8 +176,8 @@ def _sa(autogen_context: AutogenContext) -> str:
 
 def normalise(sql: str) -> str:
     """A default's SQL in one spelling: lower case, no outer parentheses, no
-    PostgreSQL cast (`'a'::character varying`)."""
-    text = sql.strip()
+    PostgreSQL cast (`'a'::character varying`, `nextval('s'::regclass)`)."""
+    text = re.sub(r"'::regclass\b", "'", sql.strip())
     while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
         text = text[1:-1].strip()
     text = re.sub(r"::[\w ]+(\(\d+\))?(\[\])?$", "", text).strip()

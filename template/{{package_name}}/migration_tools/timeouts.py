@@ -61,6 +61,8 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import DBAPIError
 
+from .environment import ConfigError, seconds, whole_number
+
 log = logging.getLogger("alembic.env")
 
 BACKOFF_SECONDS = 2.0  # the first pause; it doubles after each retry
@@ -85,13 +87,8 @@ class Timeouts:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Self:
         values: dict[str, Any] = {}
-        for field, (variable, _, default) in SETTINGS.items():
-            raw = environ.get(variable, "").strip()
-            values[field] = (
-                _parse(field, raw, f"The environment variable {variable}={raw!r}")
-                if raw
-                else default
-            )
+        for field, (variable, _, _) in SETTINGS.items():
+            values[field] = _parse(field, environ.get(variable), variable)
         return cls(**values)
 
     def for_revision(self, module: ModuleType, path: str) -> Self:
@@ -99,9 +96,10 @@ class Timeouts:
         changes = {}
         for field, (_, name, _) in SETTINGS.items():
             if hasattr(module, name):
-                value = getattr(module, name)
-                where = f"{name} = {value!r} in {os.path.basename(path)}"
-                changes[field] = _parse(field, str(value), where)
+                where = f"{os.path.basename(path)}'s {name}"
+                changes[field] = _parse(
+                    field, getattr(module, name), where, "Fix it, or remove it"
+                )
         return replace(self, **changes)
 
     def describe(self, backend: str) -> str:
@@ -116,23 +114,16 @@ class Timeouts:
         )
 
 
-def _parse(field: str, raw: str, where: str) -> Any:
+def _parse(field: str, value: object, name: str, fix: str = "") -> Any:
+    """The setting ``field`` from ``name`` (a variable, or a revision file's
+    setting), parsed by environment.py; a bad one stops the command."""
+    default = SETTINGS[field][2]
     try:
-        value = int(raw) if field == "lock_retries" else float(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value < math.inf:
-        default = SETTINGS[field][2]
-        wanted = (
-            "a whole number of retries, such as 3"
-            if field == "lock_retries"
-            else "a number of seconds, such as 5 (0 turns the timeout off)"
-        )
-        raise CommandError(
-            f"{where} is not {wanted}. Fix it, or remove it for the default"
-            f" ({default:g})."
-        )
-    return value
+        if field == "lock_retries":
+            return whole_number(name, value, default=int(default), maximum=20, fix=fix)
+        return seconds(name, value, default=default, zero="no timeout", fix=fix)
+    except ConfigError as exc:
+        raise CommandError(exc.message) from None
 
 
 def _seconds(value: float) -> str:
