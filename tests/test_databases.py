@@ -314,9 +314,16 @@ def test_without_the_lock_concurrent_deploys_collide(
         project / "migrations/versions/2026_11_22_000000-5a1e0c0ffee1_audit.py"
     ).write_text(SLOW_REVISION)
     env_py = project / "migrations" / "env.py"
-    locked = "locking.migration_lock(connection, LOCK_NAME),"
+    locked = "locking.migration_lock(connection, LOCK_NAME),"  # MySQL's lock
     assert locked in env_py.read_text()
-    env_py.write_text(env_py.read_text().replace(locked, ""))
+    unlocked, count = re.subn(  # PostgreSQL's, per migration
+        r"locking\.one_at_a_time\(\s*migration_context, LOCK_NAME,"
+        r" context\.run_migrations\s*\)",
+        "context.run_migrations",
+        env_py.read_text().replace(locked, ""),
+    )
+    assert count == 1
+    env_py.write_text(unlocked)
 
     results = upgrade_five_at_once(project, project_env, database)
 

@@ -17,7 +17,8 @@ module:
   (portable server defaults and types, foreign-key cycles, drop order);
 - comparison.py: server defaults compared by meaning, so `flask db check`
   settles on every engine;
-- locking.py: one process migrates a database at a time;
+- locking.py: one process migrates a database at a time, through a
+  transaction pooler (PgBouncer) too;
 - timeouts.py: lock and statement timeouts with retries, so the app never
   stalls for long behind a migration waiting for a lock;
 - sqlite.py: SQLite's foreign keys and generated columns during batch

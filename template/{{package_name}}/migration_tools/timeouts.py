@@ -14,6 +14,10 @@ held (its own wait must not time out), each migration's statements get:
 - on PostgreSQL, a statement timeout: a statement that runs for longer is
   cancelled and its migration rolled back.
 
+On PostgreSQL both are set in each migration's own transaction (SET LOCAL),
+never for the session: behind a transaction pooler (PgBouncer) a session
+setting stays on the pooled server connection, for the app's queries to meet.
+
 The defaults, and why:
 
 - MIGRATION_LOCK_TIMEOUT=5 (seconds). An app query waits at most 5 s behind a
@@ -162,31 +166,32 @@ class _Run:
         self.ddl_applied = False  # MySQL: the running migration committed DDL
         self.blockers: list[Blocker] = []
         self.saved: tuple[Any, ...] = ()
+        # The server session the migration runs on, for the blockers' watcher:
+        # through a transaction pooler, each transaction may run on another.
+        self.session = 0
 
     # -- the session's settings ------------------------------------------------
 
     def save(self) -> None:
-        if self.backend == "mysql":
-            self.saved = tuple(
-                self.connection.execute(
-                    text(
-                        "SELECT @@SESSION.lock_wait_timeout,"
-                        " @@SESSION.innodb_lock_wait_timeout"
-                    )
-                ).one()
-            )
+        sql = (
+            "SELECT current_setting('lock_timeout'),"
+            " current_setting('statement_timeout')"
+            if self.backend == "postgresql"
+            else "SELECT @@SESSION.lock_wait_timeout,"
+            " @@SESSION.innodb_lock_wait_timeout"
+        )
+        self.saved = tuple(self.connection.execute(text(sql)).one())
 
     def apply(self, timeouts: Timeouts) -> None:
-        """Set ``timeouts`` for the session's next statements."""
+        """Set ``timeouts`` for the next statements: on PostgreSQL for the rest
+        of the transaction (set_config's is_local, as SET LOCAL), never for the
+        session, which a transaction pooler would pass on to other clients;
+        on MySQL/MariaDB for the session (its migrations connect directly)."""
         if self.backend == "postgresql":
-            for name, value in (
-                ("lock_timeout", timeouts.lock_timeout),
-                ("statement_timeout", timeouts.statement_timeout),
-            ):
-                self.connection.execute(
-                    text("SELECT set_config(:name, :value, false)"),
-                    {"name": name, "value": f"{round(value * 1000)}ms"},
-                )
+            self._set_local(
+                f"{round(timeouts.lock_timeout * 1000)}ms",
+                f"{round(timeouts.statement_timeout * 1000)}ms",
+            )
         elif timeouts.lock_timeout:
             # Whole seconds here; metadata locks (ALTER TABLE) and row locks.
             seconds = max(1, math.ceil(timeouts.lock_timeout))
@@ -200,10 +205,21 @@ class _Run:
         else:
             self.restore()
 
+    def _set_local(self, lock_timeout: str, statement_timeout: str) -> None:
+        for name, value in (
+            ("lock_timeout", lock_timeout),
+            ("statement_timeout", statement_timeout),
+        ):
+            self.connection.execute(
+                text("SELECT set_config(:name, :value, true)"),
+                {"name": name, "value": value},
+            )
+
     def restore(self) -> None:
         if self.backend == "postgresql":
-            self.connection.execute(text("RESET lock_timeout"))
-            self.connection.execute(text("RESET statement_timeout"))
+            # A transaction still open (a caller's) keeps its own settings.
+            if self.saved and self.connection.in_transaction():
+                self._set_local(*self.saved)
         elif self.saved:
             self.connection.execute(
                 text(
@@ -271,6 +287,10 @@ def _wrap(function: Callable[..., Any], revision: Script, module: ModuleType) ->
         run.revision = (revision.revision, revision.doc)
         run.revision_timeouts = timeouts
         run.ddl_applied = False
+        if run.backend == "postgresql":  # in the migration's own transaction
+            run.session = run.session_id()
+            run.apply(timeouts)
+            return function(*args, **kwargs)
         if timeouts != run.defaults:
             run.apply(timeouts)
         result = function(*args, **kwargs)
@@ -317,8 +337,9 @@ def run_with_lock_retries(
     # transaction: a timeout there cannot be retried, only reported.
     owns_transactions = not connection.in_transaction()
     run.save()
-    run.apply(run.defaults)
-    session = run.session_id()
+    if run.backend == "mysql":
+        run.apply(run.defaults)
+    run.session = run.session_id()
     if owns_transactions:
         connection.commit()
     run.wrap_revisions()
@@ -328,7 +349,7 @@ def run_with_lock_retries(
     failures: dict[str, int] = {}
     running = _RUNNING.set(run)
     try:
-        with _watch_blockers(connection.engine, run, session):
+        with _watch_blockers(connection.engine, run):
             while True:
                 run.blockers = []
                 try:
@@ -366,7 +387,8 @@ def run_with_lock_retries(
                         allowed,
                     )
                     time.sleep(pause)
-                    run.apply(run.defaults)
+                    if run.backend == "mysql":
+                        run.apply(run.defaults)
                     if owns_transactions:
                         connection.commit()
     except BaseException:
@@ -478,7 +500,7 @@ _MYSQL_BLOCKERS = text(
 
 
 @contextmanager
-def _watch_blockers(engine: Engine, run: _Run, session: int) -> Iterator[None]:
+def _watch_blockers(engine: Engine, run: _Run) -> Iterator[None]:
     """While the migrations run, a second connection notes who blocks them.
 
     The database says who holds a lock only while the migration waits for it;
@@ -492,7 +514,7 @@ def _watch_blockers(engine: Engine, run: _Run, session: int) -> Iterator[None]:
             with engine.connect() as watcher:
                 watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")
                 while not stop.wait(interval):
-                    found = _blockers(watcher, run.backend, session)
+                    found = _blockers(watcher, run.backend, run.session)
                     if found:
                         run.blockers = found
         except Exception:  # the watcher must never fail a migration

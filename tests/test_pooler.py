@@ -1,0 +1,256 @@
+"""Through a transaction pooler: a real PgBouncer in transaction mode (two server
+connections) in front of the PostgreSQL server, as managed PostgreSQL services
+run one. Concurrent deploys migrate once and leave no lock or setting behind,
+and the app's repeated queries never fail.
+
+PgBouncer comes from Debian's `pgbouncer` package. Without it these tests are
+skipped, or fail under CI=true or --require-databases."""
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from . import pooler
+from .conftest import require_server
+from .helpers import project_environ, run
+from .servers import engine
+from .test_databases import INITIAL_REVISION, output, query
+
+Render = Callable[[str], Path]
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(request: pytest.FixtureRequest) -> Iterator[URL]:
+    """The PostgreSQL server's admin URL through a PgBouncer in transaction mode."""
+    server = require_server(request.config, "postgresql")
+    if pooler.find() is None:
+        message = (
+            f"pgbouncer is not installed: `{pooler.INSTALL}` (Debian), or put it"
+            " on PATH."
+        )
+        required = request.config.getoption("--require-databases")
+        if required or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with pooler.pgbouncer(server.admin_url) as url:
+        yield url
+
+
+def through(pooled: URL, database: str) -> str:
+    """``database`` (a direct URL) reached through the pooler."""
+    return (
+        make_url(database)
+        .set(host=pooled.host, port=pooled.port)
+        .render_as_string(hide_password=False)
+    )
+
+
+def revision(number: int, down: str, sleep: float = 0) -> str:
+    pause = f'    op.execute("SELECT pg_sleep({sleep})")\n' if sleep else ""
+    return f'''\
+"""add table t{number}"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "c0ffee00000{number}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{pause}    op.create_table(
+        "t{number}",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_t{number}")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("t{number}")
+'''
+
+
+def add_revisions(project: Path) -> str:
+    """Three revisions after the initial one, the first slow enough for every
+    deploy to overlap; returns the head."""
+    versions = project / "migrations" / "versions"
+    down = INITIAL_REVISION
+    for number in (1, 2, 3):
+        (versions / f"2026_12_06_00000{number}-c0ffee00000{number}_t.py").write_text(
+            revision(number, down, sleep=1 if number == 1 else 0)
+        )
+        down = f"c0ffee00000{number}"
+    return down
+
+
+def upgrade_at_once(
+    project: Path, venv: Path, database: str, count: int
+) -> list[subprocess.CompletedProcess[str]]:
+    processes = [
+        subprocess.Popen(
+            ["flask", "db", "upgrade"],
+            cwd=project,
+            env=project_environ(venv, DATABASE_URL=database),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    results = []
+    try:
+        for process in processes:
+            # A deploy that hangs (waiting for a lock left behind) fails here.
+            stdout, stderr = process.communicate(timeout=120)
+            results.append(
+                subprocess.CompletedProcess(
+                    process.args, process.returncode, stdout, stderr
+                )
+            )
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return results
+
+
+def test_five_deploys_through_a_transaction_pooler_migrate_once_and_leave_no_lock(
+    pgbouncer: URL,
+    make_database: Callable[[str], str],
+    fresh_project: Callable[..., Path],
+    project_env: Path,
+) -> None:
+    project = fresh_project(database="postgresql")
+    head = add_revisions(project)
+    database = make_database("postgresql")
+    pooled = through(pgbouncer, database)
+
+    results = upgrade_at_once(project, project_env, pooled, 5)
+
+    assert [r.returncode for r in results] == [0] * 5, "\n".join(map(output, results))
+    runs = [
+        line
+        for result in results
+        for line in output(result).splitlines()
+        if "Running upgrade" in line
+    ]
+    assert len(runs) == 4, runs  # each revision once
+    assert query(database, "SELECT version_num FROM alembic_version") == [(head,)]
+    # Over the direct connection: no advisory lock is held on the database.
+    name = make_url(database).database
+    assert query(
+        database,
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        f" WHERE l.locktype = 'advisory' AND d.datname = '{name}'",
+    ) == [(0,)]
+    # No migration setting stayed on a pooled server connection: one
+    # transaction on each of them at once.
+    bind = engine(pooled)
+    try:
+        connections = [bind.connect() for _ in range(pooler.SERVER_CONNECTIONS)]
+        settings = [
+            tuple(c.execute(sa.text("SHOW lock_timeout")).scalars())
+            + tuple(c.execute(sa.text("SHOW statement_timeout")).scalars())
+            for c in connections
+        ]
+        for connection in connections:
+            connection.close()
+    finally:
+        bind.dispose()
+    assert settings == [("0", "0")] * pooler.SERVER_CONNECTIONS
+
+    # The next deploy completes, and finds nothing to do.
+    again = run(project, project_env, "flask", "db", "upgrade", DATABASE_URL=pooled)
+    assert "Running upgrade" not in output(again)
+
+
+APP_QUERIES = """\
+import json
+import threading
+
+from sqlalchemy import func, select, text
+
+from my_flask_app import create_app
+from my_flask_app.extensions import db
+from my_flask_app.models import User
+
+THREADS, QUERIES = 6, 30
+app = create_app({"TESTING": True})
+with app.app_context():
+    db.create_all()
+client = app.test_client()
+errors = []
+
+
+# The app's own requests: the ORM, then the health check.
+def requests(thread):
+    for n in range(QUERIES):
+        try:
+            with app.app_context():
+                email = f"user{thread}-{n}@example.com"
+                db.session.add(User(email=email, name="A User"))
+                db.session.commit()
+                db.session.scalars(select(User).where(User.email == email)).one()
+            response = client.get("/health")
+            assert response.status_code == 200, response.text
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+
+# The same query in short transactions on the app's engine, as a busy app runs it.
+def short_transactions(thread):
+    with app.app_context():
+        for n in range(QUERIES):
+            try:
+                with db.engine.begin() as connection:
+                    connection.execute(
+                        text("SELECT count(*) FROM users WHERE name = :name"),
+                        {"name": f"user {thread}"},
+                    ).scalar_one()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+
+for work in (requests, short_transactions):
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+with app.app_context():
+    rows = db.session.scalar(select(func.count()).select_from(User))
+print(json.dumps({"errors": errors, "rows": rows}))
+"""
+
+
+def test_app_queries_through_a_transaction_pooler_never_fail(
+    pgbouncer: URL,
+    make_database: Callable[[str], str],
+    render: Render,
+    project_env: Path,
+) -> None:
+    """Threads of the app repeat the same queries (psycopg would prepare them
+    after 5 runs, and a prepared statement lives on one server connection)."""
+    pooled = through(pgbouncer, make_database("postgresql"))
+
+    result = run(
+        render("defaults"),
+        project_env,
+        "python",
+        "-c",
+        APP_QUERIES,
+        DATABASE_URL=pooled,
+    )
+
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["errors"] == []
+    assert report["rows"] == 6 * 30
