@@ -19,6 +19,7 @@ front (Operations.implementation_for), for op and batch_op alike; with `flask
 db upgrade --sql` there are no rows to see, and they stand aside.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from alembic.operations.toimpl import alter_column as alembic_alter_column
 from alembic.operations.toimpl import create_constraint as alembic_create_constraint
 from alembic.operations.toimpl import create_index as alembic_create_index
 from alembic.util import CommandError
-from sqlalchemy import literal, select, table
+from sqlalchemy import Executable, Row, literal, select, table
 
 # How many offending values a message shows, and how much of each.
 _SHOWN = 3
@@ -135,11 +136,11 @@ def _refuse_duplicates(
         .order_by(sa.func.count().desc())
         .limit(_SHOWN + 1)
     )
-    repeated = operations.get_bind().execute(query).all()
+    repeated = _rows(operations, query)
     if not repeated:
         return
     shown = "; ".join(
-        ", ".join(_value(v) for v in row[:-1]) + f" ({row[-1]} rows)"
+        ", ".join(_value(value) for value in tuple(row)[:-1]) + f" ({row[-1]} rows)"
         for row in repeated[:_SHOWN]
     )
     more = " and more" if len(repeated) > _SHOWN else ""
@@ -162,11 +163,10 @@ def _refuse_violations(
         else sa.not_(condition)
     )
     source = table(operation.table_name, schema=operation.schema)
-    count = (
-        operations.get_bind()
-        .execute(select(sa.func.count()).select_from(source).where(violated))
-        .scalar()
+    counted = _rows(
+        operations, select(sa.func.count()).select_from(source).where(violated)
     )
+    count = counted[0][0] if counted else 0
     if count:
         raise CommandError(
             f"Cannot add the CHECK constraint {operation.constraint_name} on"
@@ -182,15 +182,13 @@ def _refuse_longer_values(
 ) -> None:
     column: sa.ColumnClause[Any] = sa.column(operation.column_name)
     source = table(operation.table_name, column, schema=operation.schema)
-    longest = (
-        operations.get_bind()
-        .execute(
-            select(sa.func.count(), sa.func.max(sa.func.length(column)))
-            .select_from(source)
-            .where(sa.func.length(column) > length)
-        )
-        .one()
+    found = _rows(
+        operations,
+        select(sa.func.count(), sa.func.max(sa.func.length(column)))
+        .select_from(source)
+        .where(sa.func.length(column) > length),
     )
+    longest: tuple[Any, ...] = tuple(found[0]) if found else (0, 0)
     if longest[0]:
         raise CommandError(
             f"Cannot narrow {operation.table_name}.{operation.column_name} to"
@@ -200,6 +198,18 @@ def _refuse_longer_values(
             " says, so the migration refuses it on every engine. Shorten or move"
             " those values first, or keep the column wider."
         )
+
+
+def _rows(operations: Operations, query: Executable) -> Sequence[Row[Any]] | None:
+    """The rows of ``query``, or None when the table does not hold what the
+    query names yet: a column that the same batch block adds (batch mode applies
+    the block at its end), which has no values to judge."""
+    bind = operations.get_bind()
+    try:
+        with bind.begin_nested():  # a failed query must not end the migration's
+            return bind.execute(query).all()
+    except sa.exc.DBAPIError:
+        return None
 
 
 def _value(value: Any) -> str:
