@@ -22,9 +22,12 @@ Each release serves with gunicorn (WEB_CONCURRENCY workers) and a small
 blueprint the benchmark adds to it (read a user, update one, create one, by
 whichever column the release uses). A load generator (--threads threads on
 127.0.0.1, --rate requests a second in all, half reads, 30% updates, 20%
-inserts) runs through the whole deploy. Every step N -> N+1 has five phases:
+inserts) runs through the whole deploy. Every step N -> N+1 has six phases:
 
 before     N serves alone;
+control    N serves while its own `flask db upgrade` runs with nothing to do:
+           what starting the command costs the traffic, without any DDL
+           (`flask db ...` spends ~1.5 s of CPU importing; see BENCHMARKS.md);
 migration  N serves while N+1's `flask db upgrade` runs (process start
            included);
 start      N serves while N+1's gunicorn starts, until /health answers;
@@ -35,8 +38,8 @@ after      N was drained (taken out of the rotation, its requests finished,
 Per phase: requests, failed requests (an error status, a refused or reset
 connection, or no answer within 10 s), stale reads (a read that did not
 return the value the same thread last wrote to that row: every thread reads
-and writes only its own rows, so it knows the answer), and the p50 and p99
-latency. Latency is measured from the moment the request was due, not the
+and writes only its own rows, so it knows the answer), and the p50, p99 and
+worst latency. Latency is measured from the moment the request was due, not the
 moment it was sent, so a stall that holds the threads back is counted in
 full. After the last step every row a thread wrote is checked in the
 database (lost writes). Targets (issue 22): 0 failed requests; p99 during the
@@ -81,7 +84,7 @@ from tests.helpers import build_project_env, project_environ  # noqa: E402
 from tests.servers import SERVERS, engine  # noqa: E402
 
 SECTION = "## Rolling deploy: expand/contract rename over three releases"
-PHASES = ("before", "migration", "start", "overlap", "after")
+PHASES = ("before", "control", "migration", "start", "overlap", "after")
 SECRET_KEY = "rolling-deploy-benchmark-5b0d7c2e91f4a8363e1d0c7b2a9f4e6d81c3b5a7"
 REQUEST_TIMEOUT = 10.0
 PACKAGE = "my_flask_app"
@@ -654,6 +657,9 @@ def deploy(
             print(f"  {engine_name}: {step}", flush=True)
             load.mark(f"{step}|before")
             time.sleep(args.phase)
+            # The cost of the command alone: N's own `flask db upgrade`, at head.
+            load.mark(f"{step}|control")
+            flask(paths[len(steps)], env, "db", "upgrade")
             load.mark(f"{step}|migration")
             upgrade = subprocess.run(
                 ["flask", "db", "upgrade"],
@@ -709,6 +715,7 @@ def summarise(run: dict) -> list[dict]:
                     "stale": sum(r.stale for r in results),
                     "p50_ms": statistics.median(latencies) * 1000,
                     "p99_ms": percentile(latencies, 0.99) * 1000,
+                    "max_ms": max(latencies) * 1000,
                     "details": sorted(
                         {r.detail for r in results if r.failed or r.stale}
                     )[:5],
@@ -767,8 +774,10 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         " contract: display_name NOT NULL, drop name). Each release serves with"
         f" gunicorn ({args.workers} workers); {args.threads} threads send"
         f" {args.rate:g} requests a second in all (50% reads, 30% updates, 20%"
-        " inserts) through every phase of every step: before (N alone), migration"
-        " (N while N+1's `flask db upgrade` runs, process start included), start"
+        " inserts) through every phase of every step: before (N alone), control"
+        " (N while N's own `flask db upgrade` runs with nothing to do: the cost of"
+        " starting the command on this machine, no DDL), migration (N while N+1's"
+        " `flask db upgrade` runs, process start included), start"
         " (N while N+1's gunicorn starts), overlap (both, alternating), after"
         " (N drained and stopped, N+1 alone). Failed: an error status, a refused"
         " or reset connection, or no answer in 10 s. Stale: a read that did not"
@@ -782,8 +791,9 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
             f"### {'PostgreSQL' if name == 'postgresql' else 'MariaDB'}"
             f" ({result['server']})",
             "",
-            "| step | phase | duration | requests | failed | stale reads | p50 | p99 |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| step | phase | duration | requests | failed | stale reads | p50 | p99"
+            " | max |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         by = {(r["step"], r["phase"]): r for r in result["rows"]}
         for r in result["rows"]:
@@ -791,20 +801,23 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
             lines.append(
                 f"| {r['step']} | {r['phase']} | {duration} | {r['requests']:,}"
                 f" | {r['failed']} | {r['stale']} | {r['p50_ms']:.1f} ms"
-                f" | {r['p99_ms']:.1f} ms |"
+                f" | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms |"
             )
         lines.append("")
         failed = sum(r["failed"] for r in result["rows"])
         stale = sum(r["stale"] for r in result["rows"])
-        ratios = []
+        ratios, controls = [], []
         for step in dict.fromkeys(r["step"] for r in result["rows"]):
-            ratio = by[(step, "migration")]["p99_ms"] / by[(step, "before")]["p99_ms"]
+            before = by[(step, "before")]["p99_ms"]
+            ratio = by[(step, "migration")]["p99_ms"] / before
             ratios.append(f"{step} {ratio:.2f}x")
+            controls.append(f"{by[(step, 'control')]['p99_ms'] / before:.2f}x")
             targets.append((name, step, ratio))
         lines += [
             f"Failed requests: {failed}; stale reads: {stale}; writes checked in the"
             f" database after the deploy: {result['written']:,}, lost:"
-            f" {result['lost']}. p99 migration / before: {', '.join(ratios)}.",
+            f" {result['lost']}. p99 migration / before: {', '.join(ratios)}"
+            f" (control / before: {', '.join(controls)}).",
             "",
         ]
         details = sorted({d for r in result["rows"] for d in r["details"]})
