@@ -769,8 +769,9 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         f" {machine()}; load average before the run: {load}. A users table of"
         f" {args.rows:,} rows renamed from name to display_name over three releases"
         " (R1 expand: add the column and backfill it in batches of"
-        f" {args.batch}, write both; R2 switch: copy again what R0 changed after"
-        " the backfill, name nullable, read and write display_name only; R3"
+        f" {args.batch}, write both; R2 switch: copy again the rows R0 inserted or"
+        " changed after the backfill, name nullable, read and write display_name"
+        " only; R3"
         " contract: display_name NOT NULL, drop name). Each release serves with"
         f" gunicorn ({args.workers} workers); {args.threads} threads send"
         f" {args.rate:g} requests a second in all (50% reads, 30% updates, 20%"
@@ -837,7 +838,28 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
             if worst
             else " not measured."
         ),
+        "",
+        "Why R2 copies name again: R0 serves on through R1's migration, start and"
+        " overlap, writing name only, so rows it inserts or changes after the"
+        " backfill passed them have no or an old display_name. Without that copy,"
+        " a trial run's R3 failed (PostgreSQL: `VALIDATE CONSTRAINT"
+        " users_display_name_not_null` is violated by some row), and the lost-writes"
+        " check above counts the rows whose last write would be gone.",
     ]
+    if any(
+        r["stale"] and r["phase"] == "overlap" and r["step"] == "R1 -> R2"
+        for res in results.values()
+        for r in res["rows"]
+    ):
+        lines += [
+            "",
+            "The stale reads of the R1 -> R2 overlap are R1 reading name for rows"
+            " R2 wrote, as R2 writes display_name only (it must not map name, which"
+            " R3's migration drops while R2 serves). Three releases cannot close"
+            " that window without a trigger keeping both columns in step; four can"
+            " (R2 reads display_name and writes both, R3 stops writing name, R4"
+            " drops it).",
+        ]
     return "\n".join(lines) + "\n"
 
 
