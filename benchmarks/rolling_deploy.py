@@ -766,8 +766,9 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         "",
         f"`benchmarks/rolling_deploy.py --rows {args.rows} --threads {args.threads}"
         f" --rate {args.rate:g} --phase {args.phase:g} --workers {args.workers}` on"
-        f" {machine()}; load average before the run: {load}. A users table of"
-        f" {args.rows:,} rows renamed from name to display_name over three releases"
+        f" {machine()}; load average (1, 5, 15 min) before the run: {load}."
+        f" A users table of {args.rows:,} rows renamed from name to display_name"
+        " over three releases"
         " (R1 expand: add the column and backfill it in batches of"
         f" {args.batch}, write both; R2 switch: copy again the rows R0 inserted or"
         " changed after the backfill, name nullable, read and write display_name"
@@ -912,6 +913,7 @@ def main() -> None:
         for name in args.engines:
             print(name, flush=True)
             results[name] = measure(name, bench, workdir, args)
+    load += "; after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     section = report(results, args, load)
     document = args.output.read_text() if args.output.exists() else ""
     args.output.write_text(replace_section(document, section))
