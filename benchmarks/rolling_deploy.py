@@ -648,18 +648,19 @@ def deploy(
     load = Load(args.rows, args.threads, args.rate)
     steps = []
     current = start_server(paths[0], env, args.workers)
+    servers = [current]
     load.rotation.append(current.port)
     load.start()
-    time.sleep(args.phase)  # warm-up: every worker has its connections
     try:
-        for path in paths[1:]:
-            step = f"{current.release} -> {path.name}"
+        time.sleep(args.phase)  # warm-up: every worker has its connections
+        for previous, path in itertools.pairwise(paths):
+            step = f"{previous.name} -> {path.name}"
             print(f"  {engine_name}: {step}", flush=True)
             load.mark(f"{step}|before")
             time.sleep(args.phase)
             # The cost of the command alone: N's own `flask db upgrade`, at head.
             load.mark(f"{step}|control")
-            flask(paths[len(steps)], env, "db", "upgrade")
+            flask(previous, env, "db", "upgrade")
             load.mark(f"{step}|migration")
             upgrade = subprocess.run(
                 ["flask", "db", "upgrade"],
@@ -673,6 +674,7 @@ def deploy(
                 sys.exit(f"flask db upgrade of {path.name} failed:\n{upgrade.stderr}")
             load.mark(f"{step}|start")
             new = start_server(path, env, args.workers)
+            servers.append(new)
             with load.lock:
                 load.rotation.append(new.port)
             load.mark(f"{step}|overlap")
@@ -686,7 +688,8 @@ def deploy(
         load.mark("end")
     finally:
         load.stop()
-        current.stop()
+        for server in servers:
+            server.stop()
     return {"steps": steps, "load": load}
 
 
