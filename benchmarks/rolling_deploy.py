@@ -12,8 +12,9 @@ R1  expand: a nullable display_name, filled by a batched backfill in a
     revision of its own; the code writes both columns and reads name.
 R2  switch: the code reads and writes display_name only and no longer maps
     name; its migrations copy name again where display_name differs (R0 kept
-    writing name during and after R1's backfill) and make name nullable, so
-    R2's inserts, which leave it out, succeed.
+    writing name during and after R1's backfill: without this copy R3's NOT
+    NULL fails) and make name nullable, so R2's inserts, which leave it out,
+    succeed.
 R3  contract: display_name becomes NOT NULL (on PostgreSQL by a CHECK added
     NOT VALID and validated apart, as the review's safe form) and name is
     dropped (acknowledged data loss); R2 runs on, since it no longer maps it.
