@@ -1,6 +1,6 @@
 """Rolling deploys: a column renamed by expand and contract, under traffic.
 
-    uv run python benchmarks/rolling_deploy.py            # both engines; ~3 min
+    uv run python benchmarks/rolling_deploy.py            # both engines; ~5 min
     uv run python benchmarks/rolling_deploy.py --engines postgresql --rows 200000
 
 A default project is rendered per engine (PostgreSQL, MariaDB) and copied into
