@@ -476,10 +476,14 @@ def main() -> None:
         print("5. the template's test suite", flush=True)
         results["template_suite"] = measure_template_suite()
     text = report(results, args)
-    # benchmarks/traffic.py and history.py measure apart: keep their sections.
-    from benchmarks import history, traffic
+    # traffic.py, history.py and rolling_deploy.py measure apart: keep their sections.
+    from benchmarks import history, rolling_deploy, traffic
 
-    for kept in (traffic.kept_section(args.output), history.kept_section(args.output)):
+    for kept in (
+        traffic.kept_section(args.output),
+        history.kept_section(args.output),
+        rolling_deploy.kept_section(args.output),
+    ):
         if kept:
             text = text.rstrip("\n") + "\n\n" + kept
     args.output.write_text(text)

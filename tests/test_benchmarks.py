@@ -82,3 +82,30 @@ def test_traffic_benchmark_starts_and_its_section_survives_a_full_run(
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(again + "\n## Later\n\nmore\n")
     assert traffic.kept_section(path) == newer
+
+
+def test_rolling_deploy_benchmark_starts_and_its_section_survives_a_full_run(
+    tmp_path,
+) -> None:
+    """benchmarks/rolling_deploy.py replaces only its own section of
+    BENCHMARKS.md, and benchmarks/run.py, which rewrites the file, keeps it."""
+    from benchmarks import rolling_deploy
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "rolling_deploy.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--engines" in result.stdout and "--phase" in result.stdout
+    section = f"{rolling_deploy.SECTION}\n\n| old |\n"
+    newer = section.replace("old", "new")
+    document = "# Benchmarks\n\n## Other\n\ntext\n"
+    once = rolling_deploy.replace_section(document, section)
+    assert once == document + "\n" + section
+    again = rolling_deploy.replace_section(once + "\n## Later\n\nmore\n", newer)
+    assert again.count(rolling_deploy.SECTION) == 1
+    assert "| new |" in again and "| old |" not in again and "## Later" in again
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(again)
+    assert rolling_deploy.kept_section(path) == newer
