@@ -4,7 +4,7 @@ Building the test schema runs every migration, so a test run's start-up grows
 with the history. Instead the tests keep their databases, and record, in
 pytest's cache, what built them: a hash of each revision file and one of the
 machinery that runs them (migrations/env.py, alembic.ini, script.py.mako,
-migration_tools/, migration_settings.py). The next run reuses them when
+flask-safe-migrations, migration_settings.py). The next run reuses them when
 
 - the record is there: the last run ended normally, leaving them at the
   newest revisions (a run is marked unfinished as it starts);
@@ -45,19 +45,20 @@ def _digest(*paths: Path) -> str:
     return sha.hexdigest()
 
 
-def machinery_hash(migrations: Path, package: Path) -> str:
-    """A hash of what runs the revisions."""
+def machinery_hash(migrations: Path, settings: Path) -> str:
+    """A hash of what runs the revisions: the migrations folder's files, the
+    project's migration settings and this library."""
     files = [
         path
         for path in (
             migrations / "env.py",
             migrations / "alembic.ini",
             migrations / "script.py.mako",
-            package / "migration_settings.py",
+            settings,
         )
         if path.exists()
     ]
-    files += sorted((package / "migration_tools").glob("*.py"))
+    files += sorted(Path(__file__).parent.glob("*.py"))
     return _digest(*files)
 
 
@@ -109,7 +110,7 @@ def why_not_reusable(
     if not isinstance(record, dict):
         return "no record of a finished run"
     if record.get("machinery") != machinery:
-        return "migrations/env.py or migration_tools/ changed"
+        return "migrations/env.py or flask-safe-migrations changed"
     now = revision_hashes(script)
     applied = record.get("revisions")
     if not isinstance(applied, dict):

@@ -1,4 +1,4 @@
-"""The project's migration settings (migration_settings.py in the package).
+"""The project's migration settings (migration_settings.py in its package).
 
 That module is the user's: rendered once, never touched by `copier update`.
 Every setting in it is optional, and one it does not define takes the default
@@ -30,9 +30,9 @@ class Settings:
     configure_options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def load() -> Settings:
-    """The settings of migration_settings.py, or the defaults without one."""
-    name = f"{__name__.split('.')[0]}.migration_settings"
+def load(name: str) -> Settings:
+    """The settings of the module ``name`` (the package's migration_settings),
+    or the defaults without one."""
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as exc:

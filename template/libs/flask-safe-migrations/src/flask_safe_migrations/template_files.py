@@ -6,7 +6,7 @@ deleted. So a package renamed without its answer is left at the old template
 version while the tests move on, and a deleted migrations/env.py stays deleted
 until every `flask db` command fails. The checks here name the file and the
 fix: the migration tests run them all, and every `flask db` command checks the
-migrations folder (extensions.py).
+migrations folder (app_setup.init_app).
 """
 
 import json
@@ -22,37 +22,11 @@ MIGRATIONS_FILES = ("env.py", "alembic.ini", "script.py.mako")
 PACKAGE_FILES = (
     "__init__.py",
     "cli.py",
-    "commands.py",
     "config.py",
-    "connect_timeout.py",
     "extensions.py",
     "security.py",
     "wsgi.py",
-    "migration_tools/__init__.py",
-    "migration_tools/baseline.py",
-    "migration_tools/binds.py",
-    "migration_tools/comparison.py",
-    "migration_tools/disposable.py",
-    "migration_tools/environment.py",
-    "migration_tools/errors.py",
-    "migration_tools/guards.py",
-    "migration_tools/history.py",
-    "migration_tools/locking.py",
-    "migration_tools/model_modules.py",
-    "migration_tools/offline.py",
-    "migration_tools/rendering.py",
-    "migration_tools/reuse.py",
-    "migration_tools/review.py",
-    "migration_tools/revision_steps.py",
-    "migration_tools/rules.py",
-    "migration_tools/sample_rows.py",
-    "migration_tools/settings.py",
-    "migration_tools/sqlite.py",
-    "migration_tools/template_files.py",
-    "migration_tools/timeouts.py",
 )
-# Rendered for PostgreSQL projects only.
-POSTGRESQL_FILES = ("migration_tools/lint_sql.py",)
 
 
 def answers(root: Path) -> dict[str, str]:
@@ -101,10 +75,7 @@ def renamed_package(root: Path, package_dir: Path) -> str | None:
 def missing(root: Path, package_dir: Path, migrations_dir: Path) -> list[Path]:
     """The template's files (above) that are not in the project."""
     expected = [migrations_dir / name for name in MIGRATIONS_FILES]
-    names = list(PACKAGE_FILES)
-    if answers(root).get("database") == "postgresql":
-        names += POSTGRESQL_FILES
-    expected += [package_dir / name for name in names]
+    expected += [package_dir / name for name in PACKAGE_FILES]
     return [path for path in expected if not path.is_file()]
 
 

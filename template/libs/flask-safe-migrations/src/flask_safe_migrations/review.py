@@ -88,14 +88,16 @@ class Review:
         return lines
 
 
-def review(script: MigrationScript) -> Review:
-    """Mark findings and likely renames in ``script``'s operations, in place."""
+def review(script: MigrationScript, production_engine: str) -> Review:
+    """Mark findings and likely renames in ``script``'s operations, in place,
+    for a project that runs ``production_engine`` in production."""
     result = Review()
     for container in script.upgrade_ops_list:
         operations = list(_flatten(container.ops))
         where = Where(
             new_tables=_tables(operations, ops.CreateTableOp),
             dropped_tables=_tables(operations, ops.DropTableOp),
+            production_engine=production_engine,
         )
         _review_container(container, where, result)
     # The downgrade gets the reverse rename, so that it keeps the data too.
@@ -299,18 +301,22 @@ def acknowledged(module: ModuleType) -> set[str]:
     }
 
 
-def unacknowledged(path: Path, module: ModuleType) -> list[Finding]:
+def unacknowledged(
+    path: Path, module: ModuleType, production_engine: str
+) -> list[Finding]:
     """The findings in the upgrade() of the revision at ``path`` (its module:
     ``module``) that it does not acknowledge."""
     accepted = acknowledged(module)
     return [
         finding
-        for finding in findings_in_revision(path, vars(module))
+        for finding in findings_in_revision(path, vars(module), production_engine)
         if finding.text not in accepted
     ]
 
 
-def findings_in_revision(path: Path, namespace: dict[str, Any]) -> list[Finding]:
+def findings_in_revision(
+    path: Path, namespace: dict[str, Any], production_engine: str
+) -> list[Finding]:
     """What the rules find in the upgrade() of the revision at ``path``, and in
     its upgrade_<bind>() functions (binds.py).
 
@@ -330,7 +336,7 @@ def findings_in_revision(path: Path, namespace: dict[str, Any]) -> list[Finding]
         new_tables = _tables(operations, ops.CreateTableOp)
         dropped_tables = _tables(operations, ops.DropTableOp)
         for op, postgresql in finder.operations:
-            where = Where(new_tables, dropped_tables, postgresql)
+            where = Where(new_tables, dropped_tables, postgresql, production_engine)
             found += findings(op, where)
     return found
 

@@ -1,6 +1,6 @@
 """Lint the SQL of the migrations a change adds, with squawk.
 
-    python -m {{ package_name }}.migration_tools.lint_sql [BASE]
+    python -m flask_safe_migrations.lint_sql [BASE]
 
 BASE is the branch the change will merge into, such as origin/main. Each
 revision file added since then (committed or not) is rendered to the SQL it
@@ -97,7 +97,9 @@ def render(script: Script) -> str:
 def acknowledged_rules(script: Script) -> set[str]:
     """The squawk rules of the review findings that ``script`` acknowledges."""
     accepted = review.acknowledged(script.module)
-    found = review.findings_in_revision(Path(script.path), vars(script.module))
+    found = review.findings_in_revision(
+        Path(script.path), vars(script.module), "postgresql"
+    )
     return {
         rule
         for finding in found

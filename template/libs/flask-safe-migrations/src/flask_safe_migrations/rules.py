@@ -21,10 +21,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import AddConstraint
 from sqlalchemy.sql.naming import conv
 
-# The engine this project runs in production. The rules about locks apply to
-# PostgreSQL only: there they have a safe form (CONCURRENTLY, NOT VALID), and
-# InnoDB builds indexes online without one.
-PRODUCTION_ENGINE = "{{ database }}"
+# The production engines a project may declare (project.py). The rules about
+# locks apply to PostgreSQL only: there they have a safe form (CONCURRENTLY,
+# NOT VALID), and InnoDB builds indexes online without one.
+ENGINES = ("postgresql", "mysql", "sqlite")
 
 DATA_LOSS = "DATA LOSS"
 FAILS_WITH_ROWS = "FAILS WITH ROWS"
@@ -40,7 +40,6 @@ _ENGINES = {
     "postgresql": _PG,
     "mysql": mysql.dialect(),
 }
-_RUNS_ON = sorted({"sqlite", PRODUCTION_ENGINE})
 _ON_POSTGRESQL = 'if op.get_context().dialect.name == "postgresql":'
 _AUTOCOMMIT = "with op.get_context().autocommit_block():"
 # PostgreSQL functions whose default makes ADD COLUMN rewrite the whole table.
@@ -54,6 +53,13 @@ class Where:
     new_tables: frozenset[str] = frozenset()  # created by the same revision: empty
     dropped_tables: frozenset[str] = frozenset()
     postgresql: bool = True  # False inside a branch for the other engines
+    # The engine the project runs in production (project.py): every revision
+    # runs there and on SQLite, the development database.
+    production_engine: str = "postgresql"
+
+    @property
+    def runs_on(self) -> list[str]:
+        return sorted({"sqlite", self.production_engine})
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def findings(op: ops.MigrateOperation, where: Where) -> list[Finding]:
     found = []
     for rule in RULES:
         if rule.postgresql_only and not (
-            where.postgresql and PRODUCTION_ENGINE == "postgresql"
+            where.postgresql and where.production_engine == "postgresql"
         ):
             continue
         found += [Finding(rule, text, op) for text in rule.match(op, where)]
@@ -346,7 +352,7 @@ def _engine_only_types(op: Any, where: Where) -> Iterator[str]:
     ARRAY or INET on SQLite, a String without a length on MySQL): SQLAlchemy
     refuses to compile it for that engine, and the upgrade fails there."""
     for table, column in _typed_columns(op):
-        lacking = [name for name in _RUNS_ON if not _compiles(column.type, name)]
+        lacking = [name for name in where.runs_on if not _compiles(column.type, name)]
         if lacking:
             yield (
                 f"type {column.type!r} of {table}.{column.name} has no form on"

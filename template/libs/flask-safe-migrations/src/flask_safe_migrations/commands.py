@@ -1,23 +1,52 @@
-"""The app's own `flask` commands, for deploy scripts and readiness probes, and
-for squashing the migration history (`flask db-baseline`)."""
+"""`flask db-wait`, `flask db-status` and `flask db-baseline`: for deploy
+scripts and readiness probes, and for squashing the migration history.
+
+They reach every app's `flask` command (and the project's own console script)
+through the ``flask.commands`` entry point group (pyproject.toml), as
+Flask-Migrate's `flask db` does, and work on the app's Flask-SQLAlchemy and
+Flask-Migrate extensions.
+"""
 
 import time
+from typing import Any
 
 import click
 import flask_migrate
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.core import ParameterSource
+from flask import current_app
 from flask.cli import with_appcontext
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from . import connect_timeout
-from .extensions import db, migrate
-from .migration_tools import baseline, environment
+from . import baseline, connect_timeout, environment
 
 DEFAULT_WAIT = 60.0
+
+
+def _extension() -> Any:
+    """What Flask-Migrate keeps on the app: its Migrate, and the db it migrates."""
+    found = current_app.extensions.get("migrate")
+    if found is None:
+        raise click.ClickException(
+            "The app has no Flask-Migrate extension: call Migrate(app, db) (or"
+            " migrate.init_app(app, db)) in its factory."
+        )
+    return found
+
+
+def _migrate() -> Migrate:
+    migrate: Migrate = _extension().migrate
+    return migrate
+
+
+def _db() -> SQLAlchemy:
+    db: SQLAlchemy = _extension().db
+    return db
 
 
 @click.command("db-wait")
@@ -40,6 +69,7 @@ def db_wait(given: str | None) -> None:
     timeout = environment.seconds(
         name, given, default=DEFAULT_WAIT, zero="one try", fix=fix
     )
+    url = _db().engine.url
     deadline = time.monotonic() + timeout
     while True:
         # Each attempt may take only what is left of the timeout: a server that
@@ -47,9 +77,9 @@ def db_wait(given: str | None) -> None:
         # driver's whole connect timeout.
         left = max(deadline - time.monotonic(), 0.5)
         engine = create_engine(
-            db.engine.url,
+            url,
             poolclass=NullPool,
-            connect_args=connect_timeout.connect_args(db.engine.url, left),
+            connect_args=connect_timeout.connect_args(url, left),
         )
         connect_timeout.install(engine)
         try:
@@ -81,7 +111,8 @@ def db_status(upgrade: bool) -> None:
     old instances of a rolling deploy. They keep serving, which is safe because
     each migration stays compatible with the previous release (README).
     """
-    script = ScriptDirectory.from_config(migrate.get_config())
+    db = _db()
+    script = ScriptDirectory.from_config(_migrate().get_config())
     heads = set(script.get_heads())
     known = {revision.revision for revision in script.walk_revisions()}
     try:
@@ -162,8 +193,8 @@ def db_baseline(
     DATABASE_URL's and refuses what would strand a database or lose work.
     """
     for line in baseline.squash(
-        db,
-        migrate.get_config(),
+        _db(),
+        _migrate().get_config(),
         environment.revision("REVISION", revision),
         drop_data_steps=drop_data_steps,
         skip_database_check=skip_database_check,

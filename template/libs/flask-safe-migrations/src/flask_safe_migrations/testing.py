@@ -1,0 +1,277 @@
+"""The migration tests. A project enables them by importing them into one of
+its test modules (pytest collects imported test functions):
+
+    from flask_safe_migrations.testing import *  # noqa: F403
+
+They migrate the session's test databases (the main one, and one for each
+bind) up and down, one revision at a time, with rows in every table (a
+migration that only fails on a table with rows fails here, not in
+production), and leave them at the newest revision for the other tests. For
+realistic rows, define sample_row() in tests/migration_rows.py, next to the
+module that imports these (the README shows how).
+
+In CI (and with `pytest --fresh-db`) they prove the whole history. A local
+run skips what an earlier run proved on the same databases with the same
+files: revisions whose walk passed, unless they or a revision before them
+changed, and the upgrade from empty to an unchanged history. It always walks
+the newest revisions.
+"""
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import inspect
+from sqlalchemy.exc import DBAPIError
+
+from . import model_modules, pytest_plugin, review, template_files
+from .reuse import Proofs
+from .revision_steps import RevisionSteps
+from .sample_rows import Customise, SampleRows, count_rows, named_in
+
+__all__ = [
+    "test_every_model_module_is_imported",
+    "test_every_review_finding_is_acknowledged",
+    "test_every_revision_keeps_the_rows_and_downgrades_and_upgrades_again",
+    "test_models_match_the_migrations",
+    "test_no_template_file_is_missing",
+    "test_the_package_is_the_one_copier_answers_name",
+    "test_there_is_one_head",
+    "test_upgrade_builds_the_models_tables_on_an_empty_database",
+]
+
+
+def _db(app: Flask) -> SQLAlchemy:
+    db: SQLAlchemy = app.extensions["sqlalchemy"]
+    return db
+
+
+def table_names(db: SQLAlchemy, bind: str | None = None) -> set[str]:
+    """The tables of the database of ``bind`` (None: the main one), named as
+    its metadata names them ("schema.table" outside the default schema)."""
+    inspector = inspect(db.engines[bind])
+    metadata = db.metadatas[bind]
+    schemas = {table.schema for table in metadata.tables.values()} | {None}
+    return {
+        f"{schema}.{name}" if schema else name
+        for schema in schemas
+        for name in inspector.get_table_names(schema=schema)
+    }
+
+
+def drop_all_tables(db: SQLAlchemy) -> None:
+    """Empty the test databases, faster than downgrading through the history."""
+    for engine in db.engines.values():
+        pytest_plugin.drop_all_tables(db, engine)
+
+
+def test_there_is_one_head(request: pytest.FixtureRequest) -> None:
+    """Runs first, and without a database."""
+    found = pytest_plugin.project_of(request.config)
+    heads = ScriptDirectory(str(found.root / "migrations")).get_heads()
+    assert len(heads) <= 1, (
+        f"The migrations have several heads {heads}, from revisions written on"
+        " different branches. Join them with: flask db merge heads -m merge"
+    )
+
+
+def test_every_model_module_is_imported(request: pytest.FixtureRequest) -> None:
+    """A model module that the models package does not import is a table that
+    `flask db migrate` never sees (and `flask db check` never misses)."""
+    found = pytest_plugin.project_of(request.config)
+    models = importlib.import_module(found.models)
+    missing = model_modules.unimported(
+        models, pytest_plugin.app_modules(request.config)
+    )
+    if missing:
+        message = model_modules.explain(missing, found.root)
+        pytest.fail(message, pytrace=False)
+
+
+def test_the_package_is_the_one_copier_answers_name(
+    request: pytest.FixtureRequest,
+) -> None:
+    """`copier update` writes the template's files into the package that
+    .copier-answers.yml names (README.md, "Renaming the package")."""
+    found = pytest_plugin.project_of(request.config)
+    package = pytest_plugin.package_dir(found)
+    if problem := template_files.renamed_package(found.root, package):
+        pytest.fail(problem, pytrace=False)
+
+
+def test_no_template_file_is_missing(request: pytest.FixtureRequest) -> None:
+    """`copier update` keeps a file the project deleted deleted: the files the
+    app and `flask db` need must stay (template_files.py)."""
+    found = pytest_plugin.project_of(request.config)
+    package = pytest_plugin.package_dir(found)
+    migrations = found.root / "migrations"
+    if missing := template_files.missing(found.root, package, migrations):
+        pytest.fail(template_files.explain_missing(found.root, missing), pytrace=False)
+
+
+def test_upgrade_builds_the_models_tables_on_an_empty_database(
+    session_app: Flask, revision_steps: RevisionSteps, proofs: Proofs | None
+) -> None:
+    """Locally, once proven for this history, the kept databases (which the
+    same revisions built) stand in for a new upgrade from empty."""
+    db = _db(session_app)
+    if proofs is None or not proofs.upgrade_from_empty_proven():
+        drop_all_tables(db)
+        revision_steps.upgrade_to_heads()
+
+    for bind, metadata in db.metadatas.items():
+        assert table_names(db, bind) == {*metadata.tables, "alembic_version"}, bind
+    if proofs is not None:
+        proofs.proved_upgrade_from_empty()
+
+
+def test_models_match_the_migrations(alembic_config: Config) -> None:
+    """Fails when a model changed without a migration: run `flask db migrate`."""
+    command.check(alembic_config)
+
+
+def test_every_revision_keeps_the_rows_and_downgrades_and_upgrades_again(
+    session_app: Flask,
+    revision_steps: RevisionSteps,
+    proofs: Proofs | None,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Each revision in turn, base first, with rows in every table (new ones in
+    the tables it names) before each step: its upgrade must keep every row, and
+    its downgrade must run. Locally, the revisions an earlier run proved are
+    skipped: the walk starts from the newest revisions, stepped down."""
+    db = _db(session_app)
+    rows = SampleRows(user_sample_row(request.path))
+    history = revision_steps.in_order()
+    heads = revision_steps.heads()
+    revisions = history if proofs is None else proofs.to_walk(history, heads)
+    if revisions == history:
+        drop_all_tables(db)  # the whole history down is tested step by step below
+    else:  # down through them, newest first, with rows; then up as below
+        revision_steps.upgrade_to_heads()
+        for revision in reversed(revisions):
+            fill(db, rows, revision, count_rows(db.engine))
+            with_rows("Downgrading from", revision, revision_steps.downgrade)
+    pytest_plugin.stash_walk(
+        request.config,
+        f"{len(revisions)} of {len(history)} revisions"
+        + ("" if revisions == history else "; the others were proven by earlier runs"),
+    )
+    counts = count_rows(db.engine)
+    for revision in revisions:
+        before = fill(db, rows, revision, counts)
+        with_rows("Upgrading to", revision, revision_steps.upgrade)
+        after = count_rows(db.engine)
+        assert_no_row_lost(revision, before, after)
+        fill(db, rows, revision, after)
+        with_rows("Downgrading from", revision, revision_steps.downgrade)
+        fill(db, rows, revision, count_rows(db.engine))
+        revision_steps.upgrade(revision)
+        counts = count_rows(db.engine)
+    if proofs is not None:
+        proofs.proved_walk(revisions)
+
+
+def fill(
+    db: SQLAlchemy, rows: SampleRows, revision: Script, counts: dict[str, int]
+) -> dict[str, int]:
+    """New rows in the empty tables and in the tables ``revision`` names (the
+    ones it can change), which keeps each step's cost flat as the history
+    grows. ``counts``: the rows in each table; returns them after the fill."""
+    empty = {table for table, count in counts.items() if count == 0}
+    source = Path(revision.path).read_text()
+    added = rows.fill(db.engine, empty | named_in(source, counts))
+    return {table: count + added.get(table, 0) for table, count in counts.items()}
+
+
+NULL_HINT = (
+    "A NOT NULL column that upgrade() adds, or downgrade() adds back, needs a"
+    " server_default; or three steps: add it nullable, fill it, make it NOT NULL"
+    " (migrations/README)."
+)
+VALUES_HINT = (
+    "Convert or fill the existing values in the revision first; if production's"
+    " values fit where the sample rows do not (a cast, a format), give the tests"
+    ' realistic ones in tests/migration_rows.py (migrations/README, "Migration'
+    ' tests carry data").'
+)
+
+
+def with_rows(what: str, revision: Script, step: Callable[[Script], None]) -> None:
+    """Run ``step``; a refusal becomes one paragraph about the rows."""
+    try:
+        step(revision)
+    except CommandError as exc:  # the migration's own checks explain themselves
+        reason = str(exc)
+    except DBAPIError as exc:
+        error = str(exc.orig).strip().splitlines()[0]
+        reason = f"{error}. {NULL_HINT if 'null' in error.lower() else VALUES_HINT}"
+    else:
+        return
+    pytest.fail(
+        f"{what} {revision.revision} ({Path(revision.path).name}) fails on a"
+        f" database whose tables hold rows, as production's do: {reason}",
+        pytrace=False,
+    )
+
+
+def assert_no_row_lost(
+    revision: Script, before: dict[str, int], after: dict[str, int]
+) -> None:
+    acknowledged = review.acknowledged(revision.module)
+    lost = [
+        f"{table} ({count} rows, then {after[table]})"
+        for table, count in before.items()
+        if after.get(table, count) < count
+        and f"delete rows from {table}" not in acknowledged
+    ]
+    assert not lost, (
+        f"Upgrading to {revision.revision} ({Path(revision.path).name}) lost rows"
+        f" from {', '.join(lost)}. If the revision deletes them on purpose, list"
+        f' "delete rows from <table>" in its {review.ACKNOWLEDGEMENT}.'
+    )
+
+
+def user_sample_row(test_module: Path) -> Customise | None:
+    """sample_row() from migration_rows.py next to ``test_module``, if the
+    project has one."""
+    path = test_module.with_name("migration_rows.py")
+    spec = importlib.util.spec_from_file_location("migration_rows", path)
+    if not path.exists() or spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sample_row: Customise = module.sample_row
+    return sample_row
+
+
+def test_every_review_finding_is_acknowledged(
+    alembic_config: Config, request: pytest.FixtureRequest
+) -> None:
+    """What the review flags in a revision's upgrade() (data loss, a change that
+    fails once a table has rows, a lock that blocks traffic, a rename that
+    breaks the running release) is written the safe way or acknowledged in the
+    revision's ACKNOWLEDGED list (migrations/README, "What the review flags")."""
+    engine = pytest_plugin.project_of(request.config).production_engine
+    unacknowledged = []
+    for revision in ScriptDirectory.from_config(alembic_config).walk_revisions():
+        path = Path(revision.path)
+        for finding in review.unacknowledged(path, revision.module, engine):
+            unacknowledged.append(f"{path.name}: {finding.text!r} ({finding.kind})")
+    assert not unacknowledged, (
+        "Revisions with findings of the review that they do not acknowledge:\n  "
+        + "\n  ".join(unacknowledged)
+        + "\nWrite each the safe way (`flask db migrate` printed it; the README"
+        " has them all), or, if it is intended, add its text to"
+        f" {review.ACKNOWLEDGEMENT} in that revision. A dropped and re-added"
+        " column or table that was renamed: use alter_column(...,"
+        " new_column_name=...) or op.rename_table() instead."
+    )
