@@ -14,6 +14,8 @@ from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parent.parent
 UV = find_uv_bin()
+# The library every project carries in libs/, rendered verbatim from here.
+LIBRARY = ROOT / "template" / "libs" / "flask-safe-migrations"
 
 # The supported answer sets, each changing one thing from the defaults, so that
 # a failing test id says what is being varied.
@@ -162,6 +164,9 @@ def build_project_env(
                 check=True,
             )
             install = [UV, "pip", "install", "--quiet", "--python", str(venv)]
+            # The projects depend on it from their own libs/ (a uv workspace
+            # member); the copies are this folder, verbatim (test_render.py).
+            install += ["--editable", str(LIBRARY)]
             for path in pyprojects:
                 install += ["-r", str(path)]
             install += ["--group", f"{pyprojects[0]}:dev"]
