@@ -160,13 +160,13 @@ def build_project_env(
     with FileLock(f"{venv}.lock"):
         if not (venv / "ready").exists():
             subprocess.run(
-                [UV, "venv", "--quiet", "--python", str(python), str(venv)],
+                [UV, "venv", "--quiet", "--clear", "--python", str(python), str(venv)],
                 check=True,
             )
             install = [UV, "pip", "install", "--quiet", "--python", str(venv)]
             # The projects depend on it from their own libs/ (a uv workspace
             # member); the copies are this folder, verbatim (test_render.py).
-            install += ["--editable", str(LIBRARY)]
+            install += ["--no-sources", "--editable", str(LIBRARY)]
             for path in pyprojects:
                 install += ["-r", str(path)]
             install += ["--group", f"{pyprojects[0]}:dev"]
