@@ -27,6 +27,11 @@ Running the migrations, in-process, inside an app context:
   (or the ConfigError/ClickException the library raised) with its message,
   instead of logging it and exiting. Alembic's logging configuration
   (alembic.ini) is not applied, so pytest's log capture keeps working.
+- ``autogenerate(models, message)``: set the models and write their
+  revision as a developer does (upgrade, then migrate, on a development
+  database of the project's own). A history that many tests share is made
+  once and copied with ``add_revisions()`` (test_commands.py's ``history``
+  fixture; conftest.isolated() sets up a fixture wider than a test).
 - ``flask(app, "db", "upgrade")``: the `flask` command itself, through
   Flask's CLI test runner and a FlaskGroup, so the commands that the
   ``flask.commands`` entry point adds (db-wait, db-status, db-baseline) are
