@@ -35,10 +35,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and format-check the template's own Python code."""
+    """Lint and format-check the template's own Python code and its library
+    (template/libs/), and check the library with mypy --strict."""
     sync(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")  # [tool.mypy] in pyproject.toml: files, strict
 
 
 @nox.session

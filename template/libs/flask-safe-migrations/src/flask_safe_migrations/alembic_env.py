@@ -82,7 +82,9 @@ class _Environment:
         guards.install()
         self.migrate = current_app.extensions["migrate"]
         self.db = self.migrate.db
-        migrations = Path(config.get_main_option("script_location") or ".")
+        # The project: the folder of the app's migrations folder, not of the
+        # one Alembic runs, which `flask db-baseline` copies to a temporary one.
+        migrations = Path(self.migrate.directory)
         self.project = project.load(migrations.resolve().parent)
         # What to compare: the package's migration_settings.py, the user's.
         self.settings = settings.load(self.project.settings_module)
