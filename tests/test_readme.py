@@ -406,3 +406,42 @@ def test_update_brings_the_template_documentation_and_keeps_the_users_readme(
         text = (project / document.removesuffix(".jinja")).read_text()
         assert text.endswith("\nNew in 1.1.0.\n"), document
     assert (project / "README.md").read_bytes() == readme_before
+
+
+# --- The library's documentation ------------------------------------------------
+
+LIBRARY_SOURCE = ROOT / "template" / LIBRARY
+
+
+def test_library_module_index_names_every_module() -> None:
+    index = (LIBRARY_SOURCE / "docs" / "modules.md").read_text()
+    modules = (LIBRARY_SOURCE / "src" / "flask_safe_migrations").glob("*.py")
+    assert [m.name for m in modules if f"`{m.name}`" not in index] == []
+
+
+# How the library's code names the variables it reads: os.environ.get("X"),
+# "X" in os.environ, click's envvar="X", and ("X", "CONFIG_KEY") or ("X",
+# parser) pairs that a loop reads from the environment.
+ENVIRONMENT_READ = re.compile(
+    r"""environ(?:\.get)?[(\[]\s*"([A-Z][A-Z0-9_]+)"""
+    r"""|"([A-Z][A-Z0-9_]+)" in (?:os\.)?environ"""
+    r"""|envvar="([A-Z][A-Z0-9_]+)"""
+    r"""|\(\s*"([A-Z][A-Z0-9]*_[A-Z0-9_]+)",\s*(?:"[A-Z_]+"|[a-z_]+\))"""
+)
+
+
+def test_library_configuration_documents_every_variable_it_reads() -> None:
+    """Every environment variable the library's code, or the project's
+    gunicorn.conf.py, reads by name is in docs/configuration.md."""
+    sources = [
+        *(LIBRARY_SOURCE / "src" / "flask_safe_migrations").glob("*.py"),
+        ROOT / "template" / "gunicorn.conf.py.jinja",
+    ]
+    read = {
+        next(filter(None, match.groups()))
+        for path in sources
+        for match in ENVIRONMENT_READ.finditer(path.read_text())
+    }
+    assert {"CI", "DATABASE_URL", "DB_WAIT_TIMEOUT", "MIGRATION_LOCK_TIMEOUT"} <= read
+    documented = (LIBRARY_SOURCE / "docs" / "configuration.md").read_text()
+    assert sorted(name for name in read if f"`{name}`" not in documented) == []
