@@ -26,6 +26,8 @@ DEFAULT_FILES = {
     "LICENSE",
     "README.md",
     "compose.yaml",
+    "docs/deploying.md",
+    "docs/development.md",
     "gunicorn.conf.py",
     "pyproject.toml",
     "scripts/start.sh",
@@ -224,9 +226,10 @@ def test_without_docker_there_is_no_image_but_still_a_start_script(
         "compose.yaml",
         ".dockerignore",
     }
-    readme = (render("no-docker") / "README.md").read_text()
-    assert "docker compose" not in readme
-    assert "scripts/start.sh" in readme
+    deploying = (render("no-docker") / "docs" / "deploying.md").read_text()
+    assert "docker compose" not in deploying
+    assert "Dockerfile" not in (render("no-docker") / "README.md").read_text()
+    assert "scripts/start.sh" in deploying
 
 
 def test_python_version_sets_requires_python(render: Render) -> None:

@@ -1,7 +1,7 @@
 """flask-safe-migrations: Flask-SQLAlchemy and Flask-Migrate (Alembic) with
 migrations that keep the data, on SQLite, PostgreSQL and MySQL/MariaDB.
 
-The public API, documented in the README:
+The public API, documented in docs/api.md:
 
 - configure(app, overrides, default_database_url=..., production_url_example=...)
   reads the app's settings from the environment and refuses a bad one;
@@ -15,7 +15,7 @@ The public API, documented in the README:
   kept test databases, `--fresh-db`, and the migration tests in
   flask_safe_migrations.testing.
 
-The other modules are the machinery, one concern each (the README lists them);
+The other modules are the machinery, one concern each (docs/modules.md lists them);
 their names may change between versions.
 """
 

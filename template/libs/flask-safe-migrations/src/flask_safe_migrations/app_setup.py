@@ -140,7 +140,7 @@ def turn_off_prepared_statements(config: dict[str, Any]) -> None:
     transaction may run on another: "prepared statement _pg3_0 does not exist"
     or "already exists", or another client's statement of the same name runs.
     So psycopg prepares nothing (prepare_threshold=None), which costs each
-    repeated query its planning (README, "Connection poolers"). Over a direct
+    repeated query its planning (docs/connection-poolers.md). Over a direct
     connection, turn it back on: FLASK_SQLALCHEMY_ENGINE_OPTIONS=
     '{"connect_args": {"prepare_threshold": 5}}'."""
     if make_url(config["SQLALCHEMY_DATABASE_URI"]).get_driver_name() == "psycopg":

@@ -109,7 +109,8 @@ def db_status(upgrade: bool) -> None:
 
     Ahead means a newer release has migrated the database: a rollback, or the
     old instances of a rolling deploy. They keep serving, which is safe because
-    each migration stays compatible with the previous release (README).
+    each migration stays compatible with the previous release
+    (migrations/README, "Expand and contract").
     """
     db = _db()
     script = ScriptDirectory.from_config(_migrate().get_config())

@@ -1,8 +1,8 @@
 """Connect timeouts, so that a database that accepts connections and never
 answers costs seconds (DATABASE_CONNECT_TIMEOUT), not minutes.
 
-`flask db upgrade` and the app use the timeout config.py sets; `flask db-wait
---timeout N` gives each attempt what is left of its N seconds.
+`flask db upgrade` and the app use the timeout configure() sets (app_setup.py);
+`flask db-wait --timeout N` gives each attempt what is left of its N seconds.
 """
 
 import math

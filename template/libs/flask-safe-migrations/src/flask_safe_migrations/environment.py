@@ -7,7 +7,8 @@ and JSON that may hold one is not shown at all) and says how to fix it.
 
 Who reads what:
 
-- config.py: DATABASE_URL, SECRET_KEY, FLASK_SECRET_KEY, FLASK_DEBUG,
+- configure() (app_setup.py; the project's config.py calls it): DATABASE_URL,
+  SECRET_KEY, FLASK_SECRET_KEY, FLASK_DEBUG, FLASK_SESSION_COOKIE_SECURE,
   FLASK_TESTING, TRUSTED_PROXIES, DATABASE_CONNECT_TIMEOUT,
   FLASK_SQLALCHEMY_BINDS, FLASK_SQLALCHEMY_ENGINE_OPTIONS (and any other
   FLASK_* setting, which Flask reads as JSON);
@@ -16,7 +17,11 @@ Who reads what:
 - timeouts.py: MIGRATION_LOCK_TIMEOUT, MIGRATION_STATEMENT_TIMEOUT,
   MIGRATION_LOCK_RETRIES, and the same settings in a revision file;
 - commands.py: `flask db-wait --timeout` (or DB_WAIT_TIMEOUT), `flask
-  db-baseline REVISION --scratch-url URL`.
+  db-baseline REVISION --scratch-url URL`;
+- pytest_plugin.py: TEST_DATABASE_URL and TEST_SQLALCHEMY_BINDS (which
+  disposable.py judges), CI.
+
+docs/configuration.md documents them all.
 
 scripts/start.sh checks FLASK_DEBUG, FLASK_TESTING, PORT and WEB_CONCURRENCY
 itself, in the same spellings, before it starts any Python.

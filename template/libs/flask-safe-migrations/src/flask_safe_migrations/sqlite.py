@@ -1,6 +1,6 @@
 """SQLite's foreign keys while migrations run.
 
-The app enforces foreign keys on SQLite (extensions.py), like the servers do.
+The app enforces foreign keys on SQLite (init_app), like the servers do.
 Batch mode changes a SQLite table by copying it, dropping the original and
 renaming the copy; with enforcement on, that DROP would delete the original's
 rows first, and ON DELETE CASCADE would empty the tables that point at it. So

@@ -8,7 +8,8 @@ bind) up and down, one revision at a time, with rows in every table (a
 migration that only fails on a table with rows fails here, not in
 production), and leave them at the newest revision for the other tests. For
 realistic rows, define sample_row() in tests/migration_rows.py, next to the
-module that imports these (the README shows how).
+module that imports these (docs/testing.md, and the project's migrations/README,
+"Migration tests carry data", show how).
 
 In CI (and with `pytest --fresh-db`) they prove the whole history. A local
 run skips what an earlier run proved on the same databases with the same
