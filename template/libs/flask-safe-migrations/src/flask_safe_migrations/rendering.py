@@ -440,9 +440,9 @@ def check_names(script: MigrationScript, migration_context: MigrationContext) ->
                 f"No revision written: the code autogenerate wrote uses"
                 f" {', '.join(missing)} without importing it:\n\n"
                 f"{_excerpt(code, missing)}\n\n"
-                "Give the model's type a module Alembic can import (or add a"
-                " render_item rule in migration_tools/rendering.py), then run"
-                " `flask db migrate` again."
+                "Give the model's type a module Alembic can import (or render"
+                " it yourself: a render_item function in CONFIGURE_OPTIONS of"
+                " your migration_settings.py), then run `flask db migrate` again."
             )
 
 
