@@ -2,6 +2,9 @@
 
 Installed as a console script (see [project.scripts] in pyproject.toml), it finds
 the app without FLASK_APP and from any working directory.
+
+From the project template: `copier update` merges its changes into your
+edits (README.md, "Layout").
 """
 
 from flask.cli import FlaskGroup

@@ -1,4 +1,8 @@
-"""The Flask extensions, created here unbound and bound to the app in create_app()."""
+"""The Flask extensions, created here unbound and bound to the app in create_app().
+
+From the project template: `copier update` merges its changes into your
+edits (README.md, "Layout").
+"""
 
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar

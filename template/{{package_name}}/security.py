@@ -1,5 +1,9 @@
 """HTTP hardening: security headers on every response, and the client's
-address and scheme taken from trusted proxies only (TRUSTED_PROXIES)."""
+address and scheme taken from trusted proxies only (TRUSTED_PROXIES).
+
+From the project template: `copier update` merges its changes into your
+edits (README.md, "Layout").
+"""
 
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
