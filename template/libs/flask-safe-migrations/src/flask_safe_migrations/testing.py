@@ -271,7 +271,8 @@ def test_every_review_finding_is_acknowledged(
         "Revisions with findings of the review that they do not acknowledge:\n  "
         + "\n  ".join(unacknowledged)
         + "\nWrite each the safe way (`flask db migrate` printed it;"
-        ' migrations/README, "What the review flags", has them all), or, if it is intended, add its text to"
+        ' migrations/README, "What the review flags", has them all), or, if'
+        " it is intended, add its text to"
         f" {review.ACKNOWLEDGEMENT} in that revision. A dropped and re-added"
         " column or table that was renamed: use alter_column(...,"
         " new_column_name=...) or op.rename_table() instead."
