@@ -1,0 +1,160 @@
+"""Valid SQLAlchemy models that the library's autogenerate hooks must leave
+to Alembic rather than crash on: a computed column, and a server default drawn
+from a sequence (`flask db migrate`, `upgrade` and `check` in-process on a
+MiniProject on the server, with a row inserted before the check); SQLite's
+batch rebuild keeping a generated column; and the review's rule for types the
+production engine (or SQLite) cannot create."""
+
+from collections.abc import Callable
+
+import flask_safe_migrations.sqlite  # noqa: F401  (the fixes, as env.py imports them)
+import pytest
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations, ops
+from flask_safe_migrations import rules
+from sqlalchemy.dialects import postgresql
+
+from .miniproject import MiniProject
+
+# A computed column on every server; on PostgreSQL also a sequence's
+# next_value() as a server default (MariaDB's sequences are not in
+# SQLAlchemy's MySQL dialect).
+PEOPLE = """
+{sequence}
+class Person(Model):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    age: Mapped[int] = mapped_column(sa.Integer)
+    # Nullable: MariaDB refuses NOT NULL on a generated column.
+    double_age: Mapped[int | None] = mapped_column(sa.Integer, sa.Computed("age * 2"))
+{ticket}"""
+SEQUENCE = {
+    "sequence": 'ticket_seq = sa.Sequence("ticket_seq")\n',
+    "ticket": "    ticket: Mapped[int] = mapped_column(\n"
+    "        sa.Integer, server_default=ticket_seq.next_value()\n"
+    "    )\n",
+}
+# Alembic does not autogenerate sequences: the user creates it, as its
+# documentation says, before the table that uses it.
+CREATE_SEQUENCE = (
+    '    op.execute(sa.schema.CreateSequence(sa.Sequence("ticket_seq")))\n'
+)
+
+
+# SQLAlchemy's advice on PostgreSQL < 18, about the model as a user writes it.
+@pytest.mark.filterwarnings("ignore:Computed column people.double_age:Warning")
+@pytest.mark.parametrize("engine_name", ["postgresql", "mysql"])
+def test_computed_columns_and_sequence_defaults_migrate_and_check_clean(
+    engine_name: str,
+    make_database: Callable[[str], str],
+    make_mini_project: Callable[..., MiniProject],
+) -> None:
+    url = make_database(engine_name)
+    postgresql_ = engine_name == "postgresql"
+    parts = SEQUENCE if postgresql_ else dict.fromkeys(SEQUENCE, "")
+    project = make_mini_project(
+        models=PEOPLE.format(**parts),
+        database_url=url,
+        production_engine=engine_name,
+    )
+    app = project.app()
+
+    # Crashed before: Alembic reads a reflected Computed's .arg before it
+    # calls a compare_server_default hook; rendering read next_value().clauses.
+    revision = project.migrate(app, "people")
+
+    assert revision is not None
+    script = revision.read_text()
+    assert "sa.Computed(" in script
+    if postgresql_:
+        assert "nextval('ticket_seq')" in script
+        revision.write_text(
+            script.replace(
+                "def upgrade() -> None:\n",
+                "def upgrade() -> None:\n" + CREATE_SEQUENCE,
+                1,
+            )
+        )
+    project.upgrade(app)
+    with app.app_context(), app.extensions["sqlalchemy"].engine.begin() as c:
+        c.execute(sa.text("INSERT INTO people (age) VALUES (21)"))
+        row = c.execute(sa.text("SELECT * FROM people")).mappings().one()
+    assert row["double_age"] == 42
+    if postgresql_:
+        assert row["ticket"] == 1
+    # Clean: the sequence default read back as nextval('ticket_seq'::regclass)
+    # means the model's next_value(); the computed column is Alembic's to compare.
+    # (`flask db check`: a CommandError for any difference.)
+    project.check(app)
+
+
+def test_sqlite_batch_rebuild_keeps_generated_columns() -> None:
+    """Alembic's batch rebuild on SQLite, on a table with a generated column:
+    with rows, after an add_column that SQLite writes on the generated
+    column's line."""
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as connection:
+        people = sa.Table(
+            "people",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("age", sa.Integer, nullable=False),
+            sa.Column("double_age", sa.Integer, sa.Computed("coalesce(age, 1) * 2")),
+        )
+        people.create(connection)
+        connection.execute(people.insert().values(age=3))
+        op = Operations(MigrationContext.configure(connection))
+        with op.batch_alter_table("people") as batch_op:
+            batch_op.add_column(sa.Column("name", sa.String(20), server_default="x"))
+        with op.batch_alter_table("people") as batch_op:
+            batch_op.alter_column("age", nullable=True, existing_type=sa.Integer())
+        rows = connection.execute(sa.text("SELECT * FROM people")).all()
+    engine.dispose()
+    assert rows == [(1, 3, 6, "x")]
+
+
+# The review's rule for types an engine cannot create: what it finds for each
+# column added to users, for a project on each production engine.
+COLUMNS = {
+    "tags": postgresql.ARRAY(sa.Integer()),
+    "address": postgresql.INET(),
+    "data": sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+    "nickname": sa.String(),
+    "title": sa.String(50),
+}
+
+
+@pytest.mark.parametrize(
+    ("production_engine", "flagged"),
+    [
+        (
+            "postgresql",
+            {
+                "tags": "type ARRAY(Integer()) of users.tags has no form on sqlite",
+                "address": "type INET() of users.address has no form on sqlite",
+            },
+        ),
+        (
+            "mysql",
+            {
+                "tags": "has no form on mysql or sqlite",
+                "address": "has no form on mysql or sqlite",
+                "nickname": "type String() of users.nickname has no form on mysql",
+            },
+        ),
+    ],
+)
+def test_types_an_engine_cannot_create_are_flagged_not_portable(
+    production_engine: str, flagged: dict[str, str]
+) -> None:
+    where = rules.Where(production_engine=production_engine)
+    for name, type_ in COLUMNS.items():
+        op = ops.AddColumnOp("users", sa.Column(name, type_))
+        found = rules.findings(op, where)
+        texts = [f.text for f in found if f.rule.name == "engine-only-type"]
+        if name in flagged:
+            assert len(texts) == 1 and flagged[name] in texts[0], (name, texts)
+        else:
+            assert texts == [], (name, texts)
