@@ -114,6 +114,17 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
         assert suite() == (
             f"Test databases: built from empty (revision {TEAMS_REVISION} changed)."
         )
+        # A revision that built the kept schema is gone (another branch checked
+        # out); back, it is a new revision again.
+        text = revision.read_text()
+        revision.unlink()
+        assert suite() == (
+            f"Test databases: built from empty (revision {TEAMS_REVISION} is gone)."
+        )
+        revision.write_text(text)
+        assert suite() == (
+            "Test databases: reused the last run's, the new revisions applied."
+        )
         # The machinery that runs the revisions changed (a template update).
         env_py = project.migrations_dir / "env.py"
         env_py.write_text(env_py.read_text() + "\n# updated\n")
