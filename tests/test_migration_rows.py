@@ -1,17 +1,19 @@
 """The generated migration tests carry data: they put rows in every table
 before each step of the up/down walk, made from the reflected schema, so a
-migration that only fails on a table with rows fails there, on every engine."""
+migration that only fails on a table with rows fails there, on every engine.
 
-from collections.abc import Callable
+The walk runs on a MiniProject with pytester (plugin_runs.py), in-process,
+as the generated tests/test_migrations.py runs it."""
+
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import run_tests
+from .library.miniproject import MiniProject
+from .plugin_runs import WALK, plugin_project, run
 
-VERSIONS = "migrations/versions"
-INITIAL_REVISION = "3f1a9c2b7d40"
-WALK = "test_every_revision_keeps_the_rows"
+pytest_plugins = ["pytester"]
 
 # Every kind of column and constraint the rows must satisfy, on every engine:
 # types, lengths, NOT NULL, unique (single and composite), a composite primary
@@ -199,37 +201,53 @@ def sample_row(table: sa.Table, n: int) -> dict[str, Any] | None:
 '''
 
 
-def add_revision(project: Path, name: str, source: str) -> Path:
-    path = project / VERSIONS / f"2026_11_22_000000-{name}.py"
-    path.write_text(source)
-    return path
+class Walk:
+    """The migration walk alone (the revisions here have no models), on a
+    fresh test database each time (no cache: every revision)."""
 
+    def __init__(self, project: MiniProject, pytester: pytest.Pytester) -> None:
+        self.project = project
+        self.pytester = pytester
 
-def walk(project: Path, venv: Path, url: str | None) -> tuple[int, str]:
-    """The generated walk test alone (the revisions here have no models)."""
-    env = {"TEST_DATABASE_URL": url} if url else {}
-    result = run_tests(
-        project, venv, "tests/test_migrations.py", "-k", WALK, check=False, **env
-    )
-    return result.returncode, result.stdout
+    def add_revision(self, name: str, source: str) -> Path:
+        path = self.project.versions_dir / f"2026_11_22_000000-{name}.py"
+        path.write_text(source)
+        return path
+
+    def __call__(self) -> tuple[int, str]:
+        result = run(
+            self.project,
+            self.pytester,
+            "-p",
+            "no:cacheprovider",
+            "tests/test_migrations.py",
+            "-k",
+            WALK,
+        )
+        return int(result.ret), "\n".join(result.outlines + result.errlines)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def engine_url(
     request: pytest.FixtureRequest, make_database: Callable[[str], str]
 ) -> str | None:
-    """None for the generated suite's own SQLite file, else a server database."""
+    """None for the plugin's own SQLite file, else a server database."""
     return None if request.param == "sqlite" else make_database(request.param)
 
 
-def test_walk_puts_rows_in_every_table_and_catches_lost_ones(
-    engine_url: str | None, fresh_project: Callable[..., Path], project_env: Path
-) -> None:
-    project = fresh_project()
-    add_revision(project, "a11c01f00001_rich", RICH_SCHEMA)
-    probe = add_revision(project, "a11c01f00002_probe", EVERY_TABLE_HOLDS_ROWS)
+@pytest.fixture
+def walk(
+    engine_url: str | None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Walk]:
+    with plugin_project(pytester, monkeypatch, test_database_url=engine_url) as p:
+        yield Walk(p, pytester)
 
-    returncode, report = walk(project, project_env, engine_url)
+
+def test_walk_puts_rows_in_every_table_and_catches_lost_ones(walk: Walk) -> None:
+    walk.add_revision("a11c01f00001_rich", RICH_SCHEMA)
+    probe = walk.add_revision("a11c01f00002_probe", EVERY_TABLE_HOLDS_ROWS)
+
+    returncode, report = walk()
 
     assert returncode != 0, report
     assert (
@@ -244,20 +262,19 @@ def test_walk_puts_rows_in_every_table_and_catches_lost_ones(
             'ACKNOWLEDGED = ["delete rows from assignments"]\nbranch_labels = None',
         )
     )
-    returncode, report = walk(project, project_env, engine_url)
+    returncode, report = walk()
     assert returncode == 0, report
 
 
 def test_not_null_column_without_default_fails_the_generated_suite(
-    engine_url: str | None, fresh_project: Callable[..., Path], project_env: Path
+    walk: Walk,
 ) -> None:
     """Passes on empty tables; fails with the rows the walk puts in. (MariaDB
-    would fill '' silently: migration_tools/guards.py refuses it there too.)"""
-    url = engine_url
-    project = fresh_project()
-    revision = add_revision(project, "b0b0b0b0b0b0_nick", NOT_NULL_WITHOUT_DEFAULT)
+    would fill '' silently: flask_safe_migrations/guards.py refuses it there
+    too.)"""
+    revision = walk.add_revision("b0b0b0b0b0b0_nick", NOT_NULL_WITHOUT_DEFAULT)
 
-    returncode, report = walk(project, project_env, url)
+    returncode, report = walk()
 
     assert returncode != 0, report
     assert (
@@ -272,22 +289,20 @@ def test_not_null_column_without_default_fails_the_generated_suite(
             "nullable=False)", 'nullable=False, server_default="-")', 1
         )
     )
-    returncode, report = walk(project, project_env, url)
+    returncode, report = walk()
     assert returncode == 0, report
 
 
-def test_user_hook_gives_the_rows_realistic_values(
-    fresh_project: Callable[..., Path], project_env: Path
-) -> None:
-    project = fresh_project()
-    add_revision(project, "c0dec0dec0de_products", PRODUCT_CODES)
+@pytest.mark.parametrize("engine_url", [None], ids=["sqlite"])
+def test_user_hook_gives_the_rows_realistic_values(walk: Walk) -> None:
+    walk.add_revision("c0dec0dec0de_products", PRODUCT_CODES)
 
-    returncode, report = walk(project, project_env, None)
+    returncode, report = walk()
 
     assert returncode != 0
     assert "could not add a row to the table 'products'" in report, report
     assert "sample_row() function in tests/migration_rows.py" in report
 
-    (project / "tests" / "migration_rows.py").write_text(SAMPLE_ROW_HOOK)
-    returncode, report = walk(project, project_env, None)
+    (walk.pytester.path / "tests" / "migration_rows.py").write_text(SAMPLE_ROW_HOOK)
+    returncode, report = walk()
     assert returncode == 0, report

@@ -84,8 +84,9 @@ def test_generated_suite_passes_on_newer_python(
     assert interpreter.stdout.startswith(f"{version}.")
     result = run_tests(project, venv)
     assert re.search(r"\d+ passed", result.stdout), result.stdout
+    # The CLI too (its commands come from an entry point); the suite's
+    # test_models_match_the_migrations already runs `flask db check`'s check.
     run(project, venv, "flask", "db", "upgrade")
-    run(project, venv, "flask", "db", "check")
 
 
 def ci_versions(project: Path, ci: str) -> list[str]:

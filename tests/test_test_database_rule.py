@@ -3,53 +3,37 @@ actually connects to must be named as a test database and be none of
 production's, whatever the URL's query says; a refused, missing or
 unreachable test database stops the run in one paragraph, before any test.
 
-The rule (migration_tools/disposable.py) is tested in-process against what
-each driver itself would do with the URL; the generated suite is then run
-against real servers, with a database full of rows that it must not touch.
+The rule (flask_safe_migrations/disposable.py) is tested in-process against
+what each driver itself would do with the URL; the pytest plugin is then run
+(with pytester, on a MiniProject: plugin_runs.py) against real servers, with a
+database full of rows that it must not touch.
 """
 
-import importlib.util
 import json
 import re
 import secrets
 import sqlite3
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psycopg
 import pymysql
 import pytest
 import sqlalchemy as sa
+from flask_safe_migrations import disposable as rule
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import URL, make_url
 
 from .conftest import require_server
-from .helpers import ROOT, run_tests
+from .plugin_runs import count_rows, plugin_project, run
 from .servers import SERVERS
 
-Render = Callable[[str], Path]
+pytest_plugins = ["pytester"]
+
 PASSWORD = "s3cret-pw"
-
-
-def load_rule() -> ModuleType:
-    """migration_tools/disposable.py, a verbatim template file that imports
-    only SQLAlchemy: loaded as it ships, without rendering a project."""
-    path = ROOT / "template" / "{{package_name}}" / "migration_tools" / "disposable.py"
-    spec = importlib.util.spec_from_file_location("disposable_rule", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-rule = load_rule()
 
 
 def is_test_name(name: str) -> bool:
@@ -302,31 +286,42 @@ def test_a_test_named_link_to_another_sqlite_file_is_refused(tmp_path: Path) -> 
         rule.check("TEST_DATABASE_URL", f"sqlite:///{tmp_path / 'app_test.db'}", {})
 
 
-# The generated suite, run as a user runs it.
-PROJECT = {"postgresql": "defaults", "mysql": "mysql"}
+# The plugin, run as a project's suite runs it.
 
 
-def refusal(result: subprocess.CompletedProcess[str]) -> str:
+@pytest.fixture
+def suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., pytest.RunResult]:
+    """Run the suite of a MiniProject whose production engine is ``engine``,
+    with TEST_DATABASE_URL=``url``."""
+
+    def _run(url: str, engine: str = "postgresql") -> pytest.RunResult:
+        with plugin_project(
+            pytester, monkeypatch, test_database_url=url, production_engine=engine
+        ) as project:
+            return run(project, pytester, "tests")
+
+    return _run
+
+
+def refusal(result: pytest.RunResult) -> str:
     """The run's one message: it stopped before any test, and said why."""
-    assert result.returncode not in (0, 1), result.stdout + result.stderr
-    assert "passed" not in result.stdout and "Traceback" not in result.stderr
-    assert "error" not in result.stdout.lower(), result.stdout
-    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    output = "\n".join(result.outlines + result.errlines)
+    assert result.ret not in (0, 1), output
+    assert "passed" not in output and "Traceback" not in output
+    assert "error" not in "\n".join(result.outlines).lower(), output
+    (line,) = [line for line in result.errlines if line.strip()]
     assert line.startswith("ERROR: ")
     assert PASSWORD not in line
     return line.removeprefix("ERROR: ")
 
 
 def test_a_refused_test_database_stops_the_run_before_any_test(
-    render: Render, project_env: Path
+    suite: Callable[..., pytest.RunResult],
 ) -> None:
     """No test runs, so none passes: the run says refused."""
-    result = run_tests(
-        render("defaults"),
-        project_env,
-        check=False,
-        TEST_DATABASE_URL=f"postgresql://u:{PASSWORD}@db/app",
-    )
+    result = suite(f"postgresql://u:{PASSWORD}@db/app")
     assert "TEST_DATABASE_URL connects to the database 'app'" in refusal(result)
 
 
@@ -358,7 +353,7 @@ def production(request: pytest.FixtureRequest) -> Iterator[tuple[str, URL]]:
 
 
 def test_a_query_that_redirects_to_a_real_database_leaves_every_row(
-    production: tuple[str, URL], render: Render, project_env: Path
+    production: tuple[str, URL], suite: Callable[..., pytest.RunResult]
 ) -> None:
     """The path names a test database; the query sends the driver to a
     production one (psycopg's ?dbname=, PyMySQL's ?database=)."""
@@ -370,18 +365,10 @@ def test_a_query_that_redirects_to_a_real_database_leaves_every_row(
         query={key: url.database or ""},
     ).render_as_string(hide_password=False)
 
-    result = run_tests(
-        render(PROJECT[engine]), project_env, check=False, TEST_DATABASE_URL=redirect
-    )
+    result = suite(redirect, engine)
 
     assert f"connects to the database {url.database!r}" in refusal(result)
-    data = sa.create_engine(url)
-    try:
-        with data.connect() as connection:
-            count = connection.exec_driver_sql("SELECT count(*) FROM orders").scalar()
-    finally:
-        data.dispose()
-    assert count == 1000
+    assert count_rows(url, "orders") == 1000
 
 
 def missing_database(request: pytest.FixtureRequest, engine: str) -> tuple[URL, str]:
@@ -419,15 +406,13 @@ def test_a_missing_test_database_is_explained_with_the_fix(
 
 
 def test_a_missing_test_database_stops_the_run_in_one_paragraph(
-    request: pytest.FixtureRequest, render: Render, project_env: Path
+    request: pytest.FixtureRequest, suite: Callable[..., pytest.RunResult]
 ) -> None:
     """Not one error per test, each with the driver's traceback."""
     url, name = missing_database(request, "postgresql")
     missing = url.render_as_string(hide_password=False)
 
-    result = run_tests(
-        render("defaults"), project_env, check=False, TEST_DATABASE_URL=missing
-    )
+    result = suite(missing)
 
     assert_names_the_missing_database(refusal(result), url, name)
 
