@@ -163,7 +163,11 @@ def build_project_env(
                 [UV, "venv", "--quiet", "--clear", "--python", str(python), str(venv)],
                 check=True,
             )
-            install = [UV, "pip", "install", "--quiet", "--python", str(venv)]
+            # Compiled once here: the projects' subprocesses run with
+            # PYTHONDONTWRITEBYTECODE, and would otherwise compile Flask,
+            # SQLAlchemy and Alembic from source on every start.
+            install = [UV, "pip", "install", "--quiet", "--compile-bytecode"]
+            install += ["--python", str(venv)]
             # The projects depend on it from their own libs/ (a uv workspace
             # member); the copies are this folder, verbatim (test_render.py).
             install += ["--no-sources", "--editable", str(LIBRARY)]
