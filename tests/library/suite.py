@@ -16,8 +16,16 @@ MiniProject (miniproject.py): what a rendered project has, without copier.
 import contextlib
 from pathlib import Path
 
-import flask_safe_migrations.testing  # noqa: F401 (kept imported across runs)
+# Imported here, so that they stay imported across the in-process runs
+# (pytester forgets the modules a run imported): a driver imported again makes
+# new exception classes, which SQLAlchemy's dialects loaded before then do
+# not recognise (a refused connection would escape as psycopg's own error).
+import flask_safe_migrations.testing  # noqa: F401
+import psycopg  # noqa: F401
+import pymysql  # noqa: F401
 import pytest
+import sqlalchemy.dialects.mysql.pymysql
+import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 
 from ..helpers import ROOT
 from .miniproject import MiniProject
