@@ -33,7 +33,13 @@ def manifests(project: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module", params=DATABASES)
-def project(request: pytest.FixtureRequest, copie_session: Copie) -> Path:
+def project(
+    request: pytest.FixtureRequest,
+    copie_session: Copie,
+    render: Callable[[str], Path],
+) -> Path:
+    if request.param == "postgresql":  # the session's own (MATRIX "kubernetes")
+        return render("kubernetes")
     return copy(copie_session, {"kubernetes": True, "database": request.param})
 
 

@@ -5,47 +5,43 @@ On SQLite, PostgreSQL and MariaDB, with rows in the tables: a database at the
 third of four revisions (tables, a column added with a server default, an
 index, a unique constraint, a foreign key, a data step) is squashed there;
 that database then upgrades to the newest revision with its rows, `flask db
-check` is clean, and the project's own suite passes against a new database
-(it builds the schema from empty through the baseline, checks the models
-against it, and walks every revision down and up with rows). And the command
-refuses, writing nothing, what would strand a database or lose work.
+check` is clean, and the project's migration suite passes against a new
+database (it builds the schema from empty through the baseline, checks the
+models against it, and walks every revision down and up with rows). And the
+command refuses, writing nothing, what would strand a database or lose work.
+
+In-process, on a MiniProject with the template's first revision and the
+history of tests/baseline/; the suite runs through pytester (suite.py).
 """
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
-from . import servers
-from .baseline import models, revisions
-from .baseline.revisions import REVISION_2, REVISION_3, REVISION_4
-from .helpers import run, run_tests
+from .. import servers
+from ..baseline import models, revisions
+from ..baseline.revisions import REVISION_2, REVISION_3, REVISION_4
+from .miniproject import MiniProject
+from .suite import add_generated_suite, add_initial_revision, run_suite
 
-VERSIONS = Path("migrations", "versions")
+pytest_plugins = ["pytester"]
 
 
-@pytest.fixture(scope="module")
-def history(
-    render: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """A default project whose history has four revisions (tests/baseline/)."""
-    project = tmp_path_factory.mktemp("history") / "project"
-    shutil.copytree(render("defaults"), project)
+def with_history(
+    make_mini_project: Callable[..., MiniProject], **options: str
+) -> MiniProject:
+    """A project whose history has four revisions (tests/baseline/), and the
+    models of the newest."""
+    project = make_mini_project(**options)
     for name, text in models.MODULES.items():
-        (project / "my_flask_app" / "models" / name).write_text(text)
+        project.write_file(f"models/{name}", text)
+    add_initial_revision(project)
     for name, text in revisions.HISTORY.items():
-        (project / VERSIONS / name).write_text(text)
+        (project.versions_dir / name).write_text(text)
     return project
-
-
-@pytest.fixture
-def project(history: Path, tmp_path: Path) -> Path:
-    """This test's own copy of the project with the four revisions."""
-    copy = tmp_path / "project"
-    shutil.copytree(history, copy)
-    return copy
 
 
 def connect(url: str) -> sa.Engine:
@@ -67,9 +63,9 @@ def execute(url: str, *statements: str) -> list[tuple[object, ...]]:
     return rows
 
 
-def files(project: Path) -> list[str]:
+def files(project: MiniProject) -> list[str]:
     """The revision files in migrations/versions/ and migrations/squashed/."""
-    migrations = project / "migrations"
+    migrations = project.migrations_dir
     return sorted(
         str(path.relative_to(migrations))
         for folder in ("versions", "squashed")
@@ -79,18 +75,25 @@ def files(project: Path) -> list[str]:
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mysql"])
 def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
-    project: Path,
-    project_env: Path,
+    pytester: pytest.Pytester,
+    make_mini_project: Callable[..., MiniProject],
     make_database: Callable[[str], str],
+    environment: pytest.MonkeyPatch,
     tmp_path: Path,
     engine: str,
 ) -> None:
     server = engine != "sqlite"
     deployed = make_database(engine) if server else f"sqlite:///{tmp_path / 'app.db'}"
+    project = with_history(
+        make_mini_project, database_url=deployed, production_engine=engine
+    )
+    add_generated_suite(project)
+    app = project.app()
 
     def flask(*args: str) -> str:
-        result = run(project, project_env, "flask", *args, DATABASE_URL=deployed)
-        return result.stdout + result.stderr
+        result = project.flask(app, *args)
+        assert result.exit_code == 0, result.output
+        return result.output
 
     flask("db", "upgrade", REVISION_3)
     execute(
@@ -114,7 +117,7 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
     squashed = [f"squashed/{REVISION_3}/{name}" for name in revisions.SQUASHED]
     (baseline,) = [f for f in files(project) if f.endswith(f"{REVISION_3}_baseline.py")]
     assert files(project) == sorted([*squashed, baseline, revisions.LATER])
-    text = (project / "migrations" / baseline).read_text()
+    text = (project.migrations_dir / baseline).read_text()
     assert f'revision: str = "{REVISION_3}"' in text
     assert "down_revision: str | None = None" in text
     assert "alembic_version" not in text
@@ -123,7 +126,7 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
 
     # (i) The database carries on from the revision it was at, with its rows.
     assert f"{REVISION_3} -> {REVISION_4}" in flask("db", "upgrade")
-    assert "No new upgrade operations detected" in flask("db", "check")
+    flask("db", "check")  # exits 1 if the models and migrations differ
     assert execute(
         deployed,
         "SELECT u.name, u.active, t.name FROM users u JOIN teams t"
@@ -132,50 +135,54 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
 
     # (ii, iii) A new database: the project's suite builds it from empty,
     # checks the models against it, and walks every revision with rows.
-    tests_database = {"TEST_DATABASE_URL": make_database(engine)} if server else {}
-    run_tests(project, project_env, **tests_database)
+    if server:
+        environment.setenv("TEST_DATABASE_URL", make_database(engine))
+    suite = run_suite(pytester, project)
+    assert suite.ret == 0, suite.stdout.str()
+    suite.assert_outcomes(passed=6)
+    assert "Migration walk: 2 of 2 revisions" in suite.stdout.str()
 
 
-def refused(project: Path, project_env: Path, *args: str, **env: str) -> str:
+def refused(project: MiniProject, app: Flask, *args: str) -> str:
     """Run `flask db-baseline` expecting a refusal; its message. Nothing written."""
     before = files(project)
-    result = run(
-        project, project_env, "flask", "db-baseline", *args, check=False, **env
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
-    assert "Traceback" not in output
+    result = project.flask(app, "db-baseline", *args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
     assert files(project) == before
-    return " ".join(output.split())
+    return " ".join(result.output.split())
+
+
+@pytest.fixture
+def project(make_mini_project: Callable[..., MiniProject]) -> MiniProject:
+    """A project with the four revisions; its app's database is a SQLite file."""
+    return with_history(make_mini_project)
 
 
 def test_refuses_when_the_database_has_not_reached_the_revision(
-    project: Path, project_env: Path, tmp_path: Path
+    project: MiniProject,
 ) -> None:
-    database = f"sqlite:///{tmp_path / 'app.db'}"
     execute(
-        database,
+        project.database_url,
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",
         f"INSERT INTO alembic_version VALUES ('{REVISION_2}')",
     )
-    message = refused(
-        project, project_env, REVISION_3, "--drop-data-steps", DATABASE_URL=database
-    )
+    message = refused(project, project.app(), REVISION_3, "--drop-data-steps")
     assert f"is at {REVISION_2}, before {REVISION_3}" in message
     assert f"flask db upgrade {REVISION_3}" in message
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "expected"),
+    ("args", "url", "expected"),
     [
-        (  # DATABASE_URL's database cannot be reached
+        (  # the app's database cannot be reached
             ["--drop-data-steps"],
-            {"DATABASE_URL": "postgresql://app:s3cret@127.0.0.1:1/app"},
+            "postgresql://app:s3cret@127.0.0.1:1/app",
             ["Cannot connect to database 'app'", "--skip-database-check"],
         ),
         (  # the scratch URL names a driver that is not installed
             ["--scratch-url", "mysql+mysqldb://app:s3cret@127.0.0.1/scratch"],
-            {},
+            None,
             [
                 "--scratch-url 'mysql+mysqldb://app:***@127.0.0.1/scratch'",
                 "driver 'mysqldb', which is not installed",
@@ -185,33 +192,35 @@ def test_refuses_when_the_database_has_not_reached_the_revision(
     ids=["unreachable-database", "scratch-url-driver"],
 )
 def test_refuses_a_database_it_cannot_use_without_printing_its_password(
-    project: Path,
-    project_env: Path,
+    project: MiniProject,
     args: list[str],
-    env: dict[str, str],
+    url: str | None,
     expected: list[str],
 ) -> None:
-    message = refused(project, project_env, REVISION_3, *args, **env)
+    app = project.app(SQLALCHEMY_DATABASE_URI=url or project.database_url)
+    message = refused(project, app, REVISION_3, *args)
     for words in expected:
         assert words in message
     assert "s3cret" not in message
 
 
-def test_refuses_a_revision_that_a_branch_goes_around(
-    project: Path, project_env: Path
-) -> None:
+def test_refuses_a_revision_that_a_branch_goes_around(project: MiniProject) -> None:
     for name, text in revisions.BRANCHES.items():
-        (project / VERSIONS / name).write_text(text)
+        (project.versions_dir / name).write_text(text)
     message = refused(
-        project, project_env, REVISION_3, "--drop-data-steps", "--skip-database-check"
+        project,
+        project.app(),
+        REVISION_3,
+        "--drop-data-steps",
+        "--skip-database-check",
     )
     assert f"{REVISION_3} is not a cut point of the history" in message
     assert revisions.FORK in message
 
 
 def test_refuses_revisions_that_change_data_without_the_flag(
-    project: Path, project_env: Path
+    project: MiniProject,
 ) -> None:
-    message = refused(project, project_env, REVISION_3, "--skip-database-check")
+    message = refused(project, project.app(), REVISION_3, "--skip-database-check")
     assert f"{REVISION_2}_add_teams.py (execute())" in message
     assert "--drop-data-steps" in message

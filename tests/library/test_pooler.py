@@ -3,26 +3,28 @@ connections) in front of the PostgreSQL server, as managed PostgreSQL services
 run one. Concurrent deploys migrate once and leave no lock or setting behind,
 and the app's repeated queries never fail.
 
+On a MiniProject: the deploys are five `flask db upgrade` processes at once
+(the lock is between processes); the app's queries run in threads of this
+process.
+
 PgBouncer comes from Debian's `pgbouncer` package. Without it these tests are
 skipped, or fail under CI=true or --require-databases."""
 
-import json
 import os
 import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from . import pooler
-from .conftest import require_server
-from .helpers import project_environ, run
-from .servers import engine
-from .test_databases import INITIAL_REVISION, output, query
-
-Render = Callable[[str], Path]
+from .. import pooler
+from ..conftest import require_server
+from ..servers import engine
+from .miniproject import MiniProject
+from .suite import INITIAL_REVISION, USER, add_initial_revision
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +51,15 @@ def through(pooled: URL, database: str) -> str:
         .set(host=pooled.host, port=pooled.port)
         .render_as_string(hide_password=False)
     )
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    bind = engine(url)
+    try:
+        with bind.connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.text(sql))]
+    finally:
+        bind.dispose()
 
 
 def revision(number: int, down: str, sleep: float = 0) -> str:
@@ -78,33 +89,43 @@ def downgrade() -> None:
 '''
 
 
-def add_revisions(project: Path) -> str:
+def add_revisions(project: MiniProject) -> str:
     """Three revisions after the initial one, the first slow enough for every
     deploy to overlap; returns the head."""
-    versions = project / "migrations" / "versions"
+    add_initial_revision(project)
     down = INITIAL_REVISION
     for number in (1, 2, 3):
-        (versions / f"2026_12_06_00000{number}-c0ffee00000{number}_t.py").write_text(
+        name = f"2026_12_06_00000{number}-c0ffee00000{number}_t.py"
+        (project.versions_dir / name).write_text(
             revision(number, down, sleep=1 if number == 1 else 0)
         )
         down = f"c0ffee00000{number}"
     return down
 
 
+def flask_upgrade(project: MiniProject, database: str) -> subprocess.Popen[str]:
+    """`flask db upgrade` in its own process, from the project's root, as a
+    deploy runs it (FLASK_DEBUG as the rendered .flaskenv sets it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "db", "upgrade"],
+        cwd=project.root,
+        env={
+            **os.environ,
+            "FLASK_APP": project.package,
+            "FLASK_DEBUG": "1",
+            "DATABASE_URL": database,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def upgrade_at_once(
-    project: Path, venv: Path, database: str, count: int
+    project: MiniProject, database: str, count: int
 ) -> list[subprocess.CompletedProcess[str]]:
-    processes = [
-        subprocess.Popen(
-            ["flask", "db", "upgrade"],
-            cwd=project,
-            env=project_environ(venv, DATABASE_URL=database),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
+    processes = [flask_upgrade(project, database) for _ in range(count)]
     results = []
     try:
         for process in processes:
@@ -123,18 +144,21 @@ def upgrade_at_once(
     return results
 
 
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
 def test_five_deploys_through_a_transaction_pooler_migrate_once_and_leave_no_lock(
     pgbouncer: URL,
     make_database: Callable[[str], str],
-    fresh_project: Callable[..., Path],
-    project_env: Path,
+    make_mini_project: Callable[..., MiniProject],
 ) -> None:
-    project = fresh_project(database="postgresql")
+    project = make_mini_project(models=USER)
     head = add_revisions(project)
     database = make_database("postgresql")
     pooled = through(pgbouncer, database)
 
-    results = upgrade_at_once(project, project_env, pooled, 5)
+    results = upgrade_at_once(project, pooled, 5)
 
     assert [r.returncode for r in results] == [0] * 5, "\n".join(map(output, results))
     runs = [
@@ -168,89 +192,72 @@ def test_five_deploys_through_a_transaction_pooler_migrate_once_and_leave_no_loc
         bind.dispose()
     assert settings == [("0", "0")] * pooler.SERVER_CONNECTIONS
 
-    # The next deploy completes, and finds nothing to do.
-    again = run(project, project_env, "flask", "db", "upgrade", DATABASE_URL=pooled)
-    assert "Running upgrade" not in output(again)
+    # The next deploy completes, and finds nothing to do (in-process).
+    app = project.app(SQLALCHEMY_DATABASE_URI=pooled)
+    again = project.flask(app, "db", "upgrade")
+    assert again.exit_code == 0, again.output
+    assert "Running upgrade" not in again.output
+    assert project.current(app) == (head,)
 
-
-APP_QUERIES = """\
-import json
-import threading
-
-from sqlalchemy import func, select, text
-
-from my_flask_app import create_app
-from my_flask_app.extensions import db
-from my_flask_app.models import User
 
 THREADS, QUERIES = 6, 30
-app = create_app({"TESTING": True})
-with app.app_context():
-    db.create_all()
-client = app.test_client()
-errors = []
-
-
-# The app's own requests: the ORM, then the health check.
-def requests(thread):
-    for n in range(QUERIES):
-        try:
-            with app.app_context():
-                email = f"user{thread}-{n}@example.com"
-                db.session.add(User(email=email, name="A User"))
-                db.session.commit()
-                db.session.scalars(select(User).where(User.email == email)).one()
-            response = client.get("/health")
-            assert response.status_code == 200, response.text
-        except Exception as exc:
-            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-
-
-# The same query in short transactions on the app's engine, as a busy app runs it.
-def short_transactions(thread):
-    with app.app_context():
-        for n in range(QUERIES):
-            try:
-                with db.engine.begin() as connection:
-                    connection.execute(
-                        text("SELECT count(*) FROM users WHERE name = :name"),
-                        {"name": f"user {thread}"},
-                    ).scalar_one()
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-
-
-for work in (requests, short_transactions):
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-with app.app_context():
-    rows = db.session.scalar(select(func.count()).select_from(User))
-print(json.dumps({"errors": errors, "rows": rows}))
-"""
 
 
 def test_app_queries_through_a_transaction_pooler_never_fail(
     pgbouncer: URL,
     make_database: Callable[[str], str],
-    render: Render,
-    project_env: Path,
+    make_mini_project: Callable[..., MiniProject],
 ) -> None:
     """Threads of the app repeat the same queries (psycopg would prepare them
     after 5 runs, and a prepared statement lives on one server connection)."""
-    pooled = through(pgbouncer, make_database("postgresql"))
-
-    result = run(
-        render("defaults"),
-        project_env,
-        "python",
-        "-c",
-        APP_QUERIES,
-        DATABASE_URL=pooled,
+    project = make_mini_project(
+        models=USER, database_url=through(pgbouncer, make_database("postgresql"))
     )
+    app = project.app()
+    db = app.extensions["sqlalchemy"]
+    user = project.module("models").User
+    with app.app_context():
+        db.create_all()
+    errors: list[str] = []
 
-    report = json.loads(result.stdout.splitlines()[-1])
-    assert report["errors"] == []
-    assert report["rows"] == 6 * 30
+    def record(exc: Exception) -> None:
+        errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+    # The app's own requests: the ORM, then a health check's query.
+    def requests(thread: int) -> None:
+        for n in range(QUERIES):
+            try:
+                with app.app_context():
+                    email = f"user{thread}-{n}@example.com"
+                    db.session.add(user(email=email, name="A User"))
+                    db.session.commit()
+                    db.session.scalars(sa.select(user).where(user.email == email)).one()
+                    assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
+            except Exception as exc:
+                record(exc)
+
+    # The same query in short transactions on the app's engine, as a busy app
+    # runs it.
+    def short_transactions(thread: int) -> None:
+        with app.app_context():
+            for _ in range(QUERIES):
+                try:
+                    with db.engine.begin() as connection:
+                        connection.execute(
+                            sa.text("SELECT count(*) FROM users WHERE name = :name"),
+                            {"name": f"user {thread}"},
+                        ).scalar_one()
+                except Exception as exc:
+                    record(exc)
+
+    for work in (requests, short_transactions):
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert errors == []
+    with app.app_context():
+        rows = db.session.scalar(sa.select(sa.func.count()).select_from(user))
+    assert rows == THREADS * QUERIES

@@ -4,7 +4,10 @@ engine has transactional DDL (as online), and applying it with the server's
 own client (psql, mariadb) gives the database that `flask db upgrade` gives.
 Where a client is not installed, the SQL goes through the Python driver
 instead, unchanged. On SQLite the command explains in one paragraph why it
-cannot, instead of Alembic's batch-mode error."""
+cannot, instead of Alembic's batch-mode error.
+
+In-process, on a MiniProject with the template's first revision and a second
+one in batch mode; the `flask` command runs through miniproject.flask."""
 
 import os
 import shutil
@@ -15,12 +18,36 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
+import sqlalchemy as sa
 from pymysql.constants import CLIENT
 from sqlalchemy.engine import make_url
 
-from .helpers import run
-from .test_deploy import NEWER_REVISION, alembic_versions
-from .test_existing_databases import execute
+from ..servers import Server, engine
+from .miniproject import MiniProject
+from .suite import INITIAL_REVISION, USER, add_initial_revision
+
+NEWER = "4b2e8d1c9a07"
+NEWER_REVISION = f'''"""add nickname to users"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{NEWER}"
+down_revision = "{INITIAL_REVISION}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("nickname", sa.String(50), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("nickname")
+'''
+NICKNAME = "    nickname: Mapped[str | None] = mapped_column(sa.String(50))\n"
 
 
 def apply_sql(url: str, script: Path, client: bool) -> str:
@@ -72,58 +99,85 @@ def apply_sql(url: str, script: Path, client: bool) -> str:
     return "pymysql"
 
 
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run ``sql`` in a transaction of its own; its rows, if any."""
+    bind = engine(url)
+    try:
+        with bind.begin() as connection:
+            result = connection.execute(sa.text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        bind.dispose()
+
+
+def tables(url: str) -> list[str]:
+    bind = engine(url)
+    try:
+        return sa.inspect(bind).get_table_names()
+    finally:
+        bind.dispose()
+
+
 @pytest.mark.parametrize("client", [True, False], ids=["client", "driver"])
 def test_offline_sql_applied_with_the_servers_client_matches_online(
-    fresh_project: Callable[..., Path],
-    project_env: Path,
+    server: Server,
     database: str,
+    make_mini_project: Callable[..., MiniProject],
     tmp_path: Path,
     client: bool,
 ) -> None:
-    project = fresh_project()
-    versions = project / "migrations" / "versions"
-    (versions / "2026_11_22_000000-4b2e8d1c9a07_add_nickname.py").write_text(
+    project = make_mini_project(
+        models=USER.rstrip("\n") + "\n" + NICKNAME,
+        database_url=database,
+        production_engine=server.engine,
+    )
+    add_initial_revision(project)
+    (project.versions_dir / f"2026_11_22_000000-{NEWER}_add_nickname.py").write_text(
         NEWER_REVISION
     )
-    backend = make_url(database).get_backend_name()
+    app = project.app()
 
-    result = run(
-        project, project_env, "flask", "db", "upgrade", "--sql", DATABASE_URL=database
-    )
+    result = project.flask(app, "db", "upgrade", "--sql")
+    assert result.exit_code == 0, result.output
     sql = result.stdout
     assert "CREATE TABLE users" in sql
     assert "ALTER TABLE users ADD COLUMN nickname VARCHAR(50)" in sql
-    if backend == "postgresql":
+    if server.engine == "postgresql":
         # One transaction per migration, as online: a failing one stops there.
         assert sql.count("BEGIN;") == sql.count("COMMIT;") == 2
     else:
         assert "BEGIN;" not in sql  # MariaDB commits each DDL statement itself
-    assert execute(database, "SELECT 1") == [(1,)]  # nothing was written yet
+    assert tables(database) == []  # nothing written yet
     script = tmp_path / "upgrade.sql"
     script.write_text(sql)
 
     tool = apply_sql(database, script, client)
     if not client:
         assert tool in {"psycopg", "pymysql"}
-    assert alembic_versions(database) == [("4b2e8d1c9a07",)]
-    execute(
-        database, "INSERT INTO users (email, name, nickname) VALUES ('a@b.c', 'A', 'a')"
+    assert query(database, "SELECT version_num FROM alembic_version") == [(NEWER,)]
+    query(
+        database,
+        "INSERT INTO users (email, name, nickname) VALUES ('a@b.c', 'A', 'a')",
     )
-    # The online commands accept what the SQL built: nothing left to upgrade,
-    # and the downgrades find every constraint by its name.
-    status = run(project, project_env, "flask", "db-status", DATABASE_URL=database)
-    assert "at the newest revision" in status.stdout
-    run(project, project_env, "flask", "db", "downgrade", "base", DATABASE_URL=database)
-    assert alembic_versions(database) == []
+    # The online commands accept what the SQL built: the models match, nothing
+    # left to upgrade, and the downgrades find every constraint by its name.
+    project.check(app)
+    status = project.flask(app, "db-status")
+    assert status.exit_code == 0, status.output
+    assert "at the newest revision" in status.output
+    downgrade = project.flask(app, "db", "downgrade", "base")
+    assert downgrade.exit_code == 0, downgrade.output
+    assert query(database, "SELECT version_num FROM alembic_version") == []
 
 
 def test_offline_sql_on_sqlite_explains_why_it_cannot(
-    fresh_project: Callable[..., Path], project_env: Path
+    make_mini_project: Callable[..., MiniProject],
 ) -> None:
-    project = fresh_project(database="sqlite")
-    result = run(project, project_env, "flask", "db", "upgrade", "--sql", check=False)
-    assert result.returncode == 1
-    output = result.stdout + result.stderr
+    project = make_mini_project(models=USER, production_engine="sqlite")
+    add_initial_revision(project)
+    result = project.flask(project.app(), "db", "upgrade", "--sql")
+    assert result.exit_code == 1
+    output = result.output
     assert "`flask db upgrade --sql` cannot write SQL for SQLite" in output
     assert "batch mode" in output
     assert "Traceback" not in output
