@@ -18,6 +18,7 @@ from .test_update import (
     git,
     update_with_cli,
 )
+from .typecheck import mypy
 
 SHOP_MODEL = '''\
 """Order lines; a gift line is an order line with a message."""
@@ -91,7 +92,9 @@ def test_joined_table_inheritance() -> None:
 
 
 def test_models_have_flask_sqlalchemys_features_and_type_check(
-    fresh_project: Callable[..., Path], project_env: Path
+    fresh_project: Callable[..., Path],
+    project_env: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     project = fresh_project()
     add_model(project, "shop", "GiftLine", SHOP_MODEL)
@@ -118,7 +121,7 @@ def test_models_have_flask_sqlalchemys_features_and_type_check(
     result = run_tests(project, project_env, "-rA")
     for name in ("is_flask_sqlalchemys", "named_after", "query", "inheritance"):
         assert re.search(rf"PASSED tests/test_shop.py::\S*{name}", result.stdout), name
-    run(project, project_env, "mypy", "--no-incremental", "--cache-dir=/dev/null")
+    mypy(project, project_env, tmp_path_factory)
 
 
 PLAIN_BASE_WITH_BIND = '''\
@@ -202,7 +205,7 @@ def test_update_keeps_models_on_base_working_and_switching_to_model_is_free(
         edit(models / name, "(Base):", "(Model):")
     (project / "tests" / "test_query.py").write_text(QUERY_TEST)
     run(project, project_env, "flask", "db", "check")  # the same tables
-    result = run_tests(project, project_env, "-rA")
+    result = run_tests(project, project_env, "-rA", "tests/test_query.py")
     assert "PASSED tests/test_query.py::test_models_have_query" in result.stdout
 
 
