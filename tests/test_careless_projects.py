@@ -1,8 +1,9 @@
 """Careless edits to a generated project are named, with their fix, in one
-paragraph: a model module that nothing imports (a table `flask db migrate`
-never sees), a package renamed without its answer in .copier-answers.yml, and
+paragraph: a package renamed without its answer in .copier-answers.yml, and
 a deleted migrations/env.py (both of which `copier update` used to pass over
-in silence)."""
+in silence). A model module that nothing imports (a table `flask db migrate`
+never sees) is the library's check, proven in-process in
+tests/library/test_model_modules.py."""
 
 import fnmatch
 import json
@@ -21,75 +22,6 @@ from flask_safe_migrations import template_files
 from .helpers import ROOT, run, run_tests
 from .shared import session_dir
 from .test_update import commit_all, copy_project, git, template_repo
-
-TAG_MODEL = '''\
-"""A tag, in a module that models/__init__.py does not import."""
-
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-
-from ..extensions import Model
-
-
-class Tag(Model):
-    __tablename__ = "tags"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(40), unique=True)
-'''
-
-# A test that imports the module itself: the generated check must still see
-# that the app does not.
-TAG_TEST = """\
-from my_flask_app.models.tag import Tag
-
-
-def test_tag_table() -> None:
-    assert Tag.__tablename__ == "tags"
-"""
-
-
-def test_a_model_module_nothing_imports_is_refused(
-    fresh_project: Callable[..., Path], project_env: Path
-) -> None:
-    project = fresh_project()
-    models = project / "my_flask_app" / "models"
-    (models / "tag.py").write_text(TAG_MODEL)
-    # A module without classes that nothing imports is not a model: no finding.
-    (models / "helpers.py").write_text('def slug(text: str) -> str:\n    return ""\n')
-    (project / "tests" / "test_tag.py").write_text(TAG_TEST)
-    revisions = sorted((project / "migrations" / "versions").glob("*.py"))
-    run(project, project_env, "flask", "db", "upgrade")
-
-    migrate = run(
-        project, project_env, "flask", "db", "migrate", "-m", "t", check=False
-    )
-
-    output = migrate.stdout + migrate.stderr
-    assert migrate.returncode == 1, output
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if "is not imported" in line]
-    assert len(lines) == 1, output
-    message = lines[0]
-    assert message.startswith("ERROR [flask_migrate] Error: ")
-    assert "my_flask_app/models/tag.py (Tag) is not imported" in message
-    assert (
-        "Add `from .tag import Tag` to my_flask_app/models/__init__.py"
-        ' (and "Tag" to __all__)' in message
-    )
-    assert "helpers" not in message
-    assert sorted((project / "migrations" / "versions").glob("*.py")) == revisions
-
-    # The generated test fails the same way, though a test imports the module.
-    suite = run_tests(
-        project,
-        project_env,
-        "tests/test_tag.py",
-        "tests/test_migrations.py::test_every_model_module_is_imported",
-        check=False,
-    )
-    assert "1 failed, 1 passed" in suite.stdout, suite.stdout
-    assert message.removeprefix("ERROR [flask_migrate] Error: ") in suite.stdout
 
 
 @dataclass
