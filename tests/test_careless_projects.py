@@ -91,6 +91,10 @@ def broken_update(
     results = folder / "results.json"
     with FileLock(f"{folder}.lock"):
         if not results.exists():
+            if folder.exists():
+                pytest.fail(
+                    "break_and_update() failed in another worker: see its error"
+                )
             folder.mkdir()
             results.write_text(json.dumps(break_and_update(folder, project_env)))
     processes = {
