@@ -1,110 +1,51 @@
 """Careless edits to a generated project are named, with their fix, in one
-paragraph: a model module that nothing imports (a table `flask db migrate`
-never sees), a package renamed without its answer in .copier-answers.yml, and
+paragraph: a package renamed without its answer in .copier-answers.yml, and
 a deleted migrations/env.py (both of which `copier update` used to pass over
-in silence)."""
+in silence). A model module that nothing imports (a table `flask db migrate`
+never sees) is the library's check, proven in-process in
+tests/library/test_model_modules.py."""
 
-import ast
 import fnmatch
+import json
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from filelock import FileLock
+from flask_safe_migrations import template_files
 
 from .helpers import ROOT, run, run_tests
+from .shared import session_dir
 from .test_update import commit_all, copy_project, git, template_repo
-
-TAG_MODEL = '''\
-"""A tag, in a module that models/__init__.py does not import."""
-
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
-
-from ..extensions import Model
-
-
-class Tag(Model):
-    __tablename__ = "tags"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(40), unique=True)
-'''
-
-# A test that imports the module itself: the generated check must still see
-# that the app does not.
-TAG_TEST = """\
-from my_flask_app.models.tag import Tag
-
-
-def test_tag_table() -> None:
-    assert Tag.__tablename__ == "tags"
-"""
-
-
-def test_a_model_module_nothing_imports_is_refused(
-    fresh_project: Callable[..., Path], project_env: Path
-) -> None:
-    project = fresh_project()
-    models = project / "my_flask_app" / "models"
-    (models / "tag.py").write_text(TAG_MODEL)
-    # A module without classes that nothing imports is not a model: no finding.
-    (models / "helpers.py").write_text('def slug(text: str) -> str:\n    return ""\n')
-    (project / "tests" / "test_tag.py").write_text(TAG_TEST)
-    revisions = sorted((project / "migrations" / "versions").glob("*.py"))
-    run(project, project_env, "flask", "db", "upgrade")
-
-    migrate = run(
-        project, project_env, "flask", "db", "migrate", "-m", "t", check=False
-    )
-
-    output = migrate.stdout + migrate.stderr
-    assert migrate.returncode == 1, output
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if "is not imported" in line]
-    assert len(lines) == 1, output
-    message = lines[0]
-    assert message.startswith("ERROR [flask_migrate] Error: ")
-    assert "my_flask_app/models/tag.py (Tag) is not imported" in message
-    assert (
-        "Add `from .tag import Tag` to my_flask_app/models/__init__.py"
-        ' (and "Tag" to __all__)' in message
-    )
-    assert "helpers" not in message
-    assert sorted((project / "migrations" / "versions").glob("*.py")) == revisions
-
-    # The generated test fails the same way, though a test imports the module.
-    suite = run_tests(
-        project,
-        project_env,
-        "tests/test_tag.py",
-        "tests/test_migrations.py::test_every_model_module_is_imported",
-        check=False,
-    )
-    assert "1 failed, 1 passed" in suite.stdout, suite.stdout
-    assert message.removeprefix("ERROR [flask_migrate] Error: ") in suite.stdout
 
 
 @dataclass
 class BrokenUpdate:
     project: Path
     update: subprocess.CompletedProcess[str]
+    # The whole migration module, and its two checks of the template's files.
     suite: subprocess.CompletedProcess[str]
+    checks: subprocess.CompletedProcess[str]
 
 
-@pytest.fixture(scope="module")
-def broken_update(
-    tmp_path_factory: pytest.TempPathFactory, project_env: Path
-) -> BrokenUpdate:
-    """A project whose package was renamed to shop/ everywhere but in
-    .copier-answers.yml, and whose migrations/env.py was deleted, updated to
-    a new template version; then its migration tests run."""
-    tmp = tmp_path_factory.mktemp("broken-update")
-    template = template_repo(tmp / "template")
-    project = copy_project(template, tmp / "project")
+CHECKS = (
+    "tests/test_migrations.py::test_the_package_is_the_one_copier_answers_name",
+    "tests/test_migrations.py::test_no_template_file_is_missing",
+)
+
+
+def break_and_update(folder: Path, venv: Path) -> dict[str, dict[str, Any]]:
+    """In ``folder``: a project whose package was renamed to shop/ everywhere
+    but in .copier-answers.yml, and whose migrations/env.py was deleted,
+    updated to a new template version; then its migration tests run. The
+    processes' results, by name."""
+    template = template_repo(folder / "template")
+    project = copy_project(template, folder / "project")
     git(project, "mv", "my_flask_app", "shop")
     for name in git(project, "grep", "-lw", "my_flask_app").split():
         if name != ".copier-answers.yml":
@@ -124,8 +65,43 @@ def broken_update(
         text=True,
         check=False,
     )
-    suite = run_tests(project, project_env, "tests/test_migrations.py", check=False)
-    return BrokenUpdate(project, update, suite)
+    processes = {
+        "update": update,
+        "suite": run_tests(project, venv, "tests/test_migrations.py", check=False),
+        "checks": run_tests(project, venv, *CHECKS, check=False),
+    }
+    return {
+        name: {
+            "args": process.args,
+            "returncode": process.returncode,
+            "stdout": process.stdout,
+            "stderr": process.stderr,
+        }
+        for name, process in processes.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def broken_update(
+    tmp_path_factory: pytest.TempPathFactory, project_env: Path
+) -> BrokenUpdate:
+    """break_and_update(), once a session: the xdist workers share it (one
+    makes it, the others read its results)."""
+    folder = session_dir(tmp_path_factory) / "broken-update"
+    results = folder / "results.json"
+    with FileLock(f"{folder}.lock"):
+        if not results.exists():
+            if folder.exists():
+                pytest.fail(
+                    "break_and_update() failed in another worker: see its error"
+                )
+            folder.mkdir()
+            results.write_text(json.dumps(break_and_update(folder, project_env)))
+    processes = {
+        name: subprocess.CompletedProcess(**fields)
+        for name, fields in json.loads(results.read_text()).items()
+    }
+    return BrokenUpdate(folder / "project", **processes)
 
 
 def warning(output: str, about: str) -> str:
@@ -138,7 +114,7 @@ def warning(output: str, about: str) -> str:
 def test_update_of_a_package_renamed_without_its_answer_warns(
     broken_update: BrokenUpdate,
 ) -> None:
-    update, suite = broken_update.update, broken_update.suite
+    update, checks = broken_update.update, broken_update.checks
     assert update.returncode == 0, update.stderr
     line = warning(update.stderr, "package_name")
     assert "package_name: my_flask_app, but my_flask_app/ is not in" in line
@@ -150,29 +126,37 @@ def test_update_of_a_package_renamed_without_its_answer_warns(
     )  # what the warning is about: the package was left at the old version
     # The generated check says the same.
     assert (
-        "FAILED tests/test_migrations.py::test_the_package_is_the_one" in suite.stdout
+        "FAILED tests/test_migrations.py::test_the_package_is_the_one" in checks.stdout
     )
     assert (
         ".copier-answers.yml says package_name: my_flask_app, but this project's"
-        " package is shop/" in suite.stdout
+        " package is shop/" in checks.stdout
     )
-    assert "Set `package_name: shop` in .copier-answers.yml" in suite.stdout
+    assert "Set `package_name: shop` in .copier-answers.yml" in checks.stdout
 
 
 def test_update_of_a_project_without_env_py_warns(
     broken_update: BrokenUpdate, project_env: Path
 ) -> None:
-    update, suite = broken_update.update, broken_update.suite
+    update, suite, checks = (
+        broken_update.update,
+        broken_update.suite,
+        broken_update.checks,
+    )
     line = warning(update.stderr, "env.py")
     assert "migrations/env.py is missing" in line
     assert "`uvx copier recopy --force --vcs-ref=" in line
     assert "`git add migrations/env.py`" in line
-    # The generated check says the same, and the session stops with it rather
-    # than erroring in every test that needs the database.
+    # The generated check says the same.
     assert "FAILED tests/test_migrations.py::test_no_template_file_is_missing" in (
-        suite.stdout
+        checks.stdout
     )
+    assert "migrations/env.py is missing" in checks.stdout
+    # In the whole module, the first test that needs the database stops the
+    # session with it (the plugin), rather than erroring in every such test.
+    assert suite.returncode == 2, suite.stdout
     assert "Exit: migrations/env.py is missing" in suite.stdout
+    assert "error" not in suite.stdout.strip().splitlines()[-1], suite.stdout
     assert suite.stdout.count("Traceback") == 0
     # So does every `flask db` command.
     upgrade = run(
@@ -188,17 +172,10 @@ def test_update_of_a_project_without_env_py_warns(
 def test_the_checked_files_are_the_templates_python_files(
     render: Callable[[str], Path], name: str
 ) -> None:
-    """template_files.py lists every Python file the template renders into the
-    package, the user's excepted: one the list missed would go unchecked."""
+    """The library's template_files.py lists every Python file the template
+    renders into the package, the user's excepted: one the list missed would
+    go unchecked."""
     project = render(name)
-    module = project / "my_flask_app" / "migration_tools" / "template_files.py"
-    lists = {
-        target.id: ast.literal_eval(node.value)
-        for node in ast.parse(module.read_text()).body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
     user_owned = yaml.safe_load((ROOT / "copier.yml").read_text())["_skip_if_exists"]
     package = project / "my_flask_app"
     rendered = {
@@ -209,10 +186,7 @@ def test_the_checked_files_are_the_templates_python_files(
             for pattern in user_owned
         )
     }
-    listed = {*lists["PACKAGE_FILES"]}
-    if name == "defaults":  # PostgreSQL
-        listed |= {*lists["POSTGRESQL_FILES"]}
-    assert rendered == listed
-    assert {*lists["MIGRATIONS_FILES"]} <= {
+    assert rendered == set(template_files.PACKAGE_FILES)
+    assert set(template_files.MIGRATIONS_FILES) <= {
         path.name for path in (project / "migrations").iterdir()
     }

@@ -1,6 +1,7 @@
 """Models written as the generated README says are Flask-SQLAlchemy models:
 `Model.query`, table names from class names, joined-table inheritance, and
-`__bind_key__` (see test_binds.py), and they pass mypy --strict."""
+`__bind_key__` (see test_binds.py; one on extensions.Base is refused:
+tests/library/test_model_bases.py), and they pass mypy --strict."""
 
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .test_update import (
     git,
     update_with_cli,
 )
+from .typecheck import mypy
 
 SHOP_MODEL = '''\
 """Order lines; a gift line is an order line with a message."""
@@ -91,7 +93,9 @@ def test_joined_table_inheritance() -> None:
 
 
 def test_models_have_flask_sqlalchemys_features_and_type_check(
-    fresh_project: Callable[..., Path], project_env: Path
+    fresh_project: Callable[..., Path],
+    project_env: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     project = fresh_project()
     add_model(project, "shop", "GiftLine", SHOP_MODEL)
@@ -118,42 +122,7 @@ def test_models_have_flask_sqlalchemys_features_and_type_check(
     result = run_tests(project, project_env, "-rA")
     for name in ("is_flask_sqlalchemys", "named_after", "query", "inheritance"):
         assert re.search(rf"PASSED tests/test_shop.py::\S*{name}", result.stdout), name
-    run(project, project_env, "mypy", "--no-incremental", "--cache-dir=/dev/null")
-
-
-PLAIN_BASE_WITH_BIND = '''\
-"""A model written the old way, on extensions.Base, that asks for a bind."""
-
-from sqlalchemy.orm import Mapped, mapped_column
-
-from ..extensions import Base
-
-
-class Event(Base):
-    __tablename__ = "events"
-    __bind_key__ = "analytics"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-'''
-
-
-def test_a_bind_key_on_a_plain_base_model_is_refused_not_ignored(
-    fresh_project: Callable[..., Path], project_env: Path
-) -> None:
-    """Flask-SQLAlchemy ignores __bind_key__ outside db.Model: the rows would
-    silently go to the main database."""
-    project = fresh_project()
-    add_model(project, "event", "Event", PLAIN_BASE_WITH_BIND)
-
-    result = run(project, project_env, "flask", "db", "current", check=False)
-
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert (
-        "my_flask_app.models.event.Event sets __bind_key__ but subclasses"
-        " extensions.Base" in " ".join(result.stderr.split())
-    ), result.stderr
-    assert "Subclass extensions.Model instead" in " ".join(result.stderr.split())
+    mypy(project, project_env, tmp_path_factory)
 
 
 def test_update_keeps_models_on_base_working_and_switching_to_model_is_free(
@@ -202,7 +171,7 @@ def test_update_keeps_models_on_base_working_and_switching_to_model_is_free(
         edit(models / name, "(Base):", "(Model):")
     (project / "tests" / "test_query.py").write_text(QUERY_TEST)
     run(project, project_env, "flask", "db", "check")  # the same tables
-    result = run_tests(project, project_env, "-rA")
+    result = run_tests(project, project_env, "-rA", "tests/test_query.py")
     assert "PASSED tests/test_query.py::test_models_have_query" in result.stdout
 
 

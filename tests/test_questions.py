@@ -266,8 +266,9 @@ def colliding_names(project: Path, package: str) -> dict[str, str]:
             for module in modules:
                 names.setdefault(module.split(".")[0], f"imported by {relative}")
         # pytest and mypy import the modules outside the package by their
-        # bare names (the revisions are Alembic's, loaded by path).
-        if not relative.startswith((f"{package}/", "migrations/versions/")):
+        # bare names (the revisions are Alembic's, loaded by path; the
+        # library's modules are flask_safe_migrations's, installed by name).
+        if not relative.startswith((f"{package}/", "migrations/versions/", "libs/")):
             names[path.stem] = f"module {relative}"
         # A module that imports the package itself binds its name: every
         # other name it binds would be redefined by a package of that name.
