@@ -20,25 +20,8 @@ from ..servers import Server, engine
 from ..test_databases import execute, inspector_of, query, tables
 from .migration_tests import run_migration_tests
 from .miniproject import MiniProject
+from .rendered_parts import INITIAL_REVISION, NAME, USER, with_users
 
-INITIAL_REVISION = "3f1a9c2b7d40"
-
-# The template's example model, as the rendered project has it.
-USER = """
-from datetime import datetime
-
-
-class User(Model):
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(sa.String(255), unique=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
-    created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), server_default=sa.func.now()
-    )
-"""
-NAME = "    name: Mapped[str] = mapped_column(sa.String(100))\n"
 TEAMS = """
 
 class Team(Model):
@@ -60,7 +43,7 @@ def users_at_the_initial_revision(
     """A project on ``database`` whose history is the initial revision (the
     users table), as the rendered project's."""
     project = make_mini_project(production_engine=server.engine, database_url=database)
-    project.autogenerate(USER, "create users", rev_id=INITIAL_REVISION)
+    with_users(project)
     return project
 
 
@@ -362,7 +345,7 @@ def test_unreachable_database_url_is_explained_in_one_paragraph(
         ),
     }[case]
     project = make_mini_project(models="", production_engine=server.engine)
-    project.autogenerate(USER, "create users", rev_id=INITIAL_REVISION)
+    with_users(project)
     # As a developer runs `flask db upgrade` (.flaskenv: FLASK_DEBUG=1).
     environment.setenv("FLASK_DEBUG", "1")
     environment.setenv("DATABASE_URL", url.render_as_string(hide_password=False))

@@ -8,8 +8,8 @@ import sys
 
 from alembic import command
 
-from ..helpers import ROOT
 from .miniproject import MiniProject
+from .rendered_parts import add_template_ruff_settings
 
 NAMED_USERS = """
 class User(Model):
@@ -25,12 +25,7 @@ def test_hand_written_revision_keeps_its_imports(mini_project: MiniProject) -> N
     """Item 10: the ruff post-write hook left `flask db revision` without `op`
     and `sa`, the two names a hand-written revision is made of. The hook runs
     with the ruff settings of the generated pyproject.toml."""
-    template = (ROOT / "template" / "pyproject.toml.jinja").read_text()
-    ruff = template[template.index("[tool.ruff]") :].partition("\n[tool.mypy")[0]
-    ruff = ruff.replace("{{ package_name }}", mini_project.package)
-    assert "{{" not in ruff and "{%" not in ruff, ruff  # no Jinja left
-    with (mini_project.root / "pyproject.toml").open("a") as pyproject:
-        pyproject.write("\n" + ruff)
+    add_template_ruff_settings(mini_project)
     app = mini_project.app()
     with app.app_context():
         command.revision(mini_project.alembic_config(app), "backfill nicknames")
