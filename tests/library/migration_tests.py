@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from .conftest import APP_VARIABLES
 from .miniproject import MiniProject
 
 # The tests that prove the history; the generated file's other two prove the
@@ -26,7 +27,9 @@ def run_migration_tests(
 ) -> subprocess.CompletedProcess[str]:
     """Write tests/test_migrations.py (MIGRATION_TESTS) into ``project`` and
     run pytest on its tests/ folder with ``args``; ``env``: extra variables
-    (TEST_DATABASE_URL...). AssertionError with the output if a test fails."""
+    (TEST_DATABASE_URL...), in an environment without the app's settings (as
+    the ``environment`` fixture's). AssertionError with the output if a test
+    fails."""
     tests = project.root / "tests"
     tests.mkdir(exist_ok=True)
     (tests / "test_migrations.py").write_text(
@@ -41,7 +44,11 @@ def run_migration_tests(
         ],
         cwd=project.root,
         env={
-            **os.environ,
+            **{
+                name: value
+                for name, value in os.environ.items()
+                if not name.startswith("FLASK_") and name not in APP_VARIABLES
+            },
             "PYTHONPATH": str(project.root),
             "PYTHONDONTWRITEBYTECODE": "1",
             **env,
