@@ -57,11 +57,13 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
-def test_flask_db_upgrade_check_downgrade_upgrade(
+def test_flask_db_upgrade_and_check_on_the_server(
     server: Server, database: str, render: Render, project_env: Path
 ) -> None:
     """The project installs its driver, and the first commands work on the
-    server through DATABASE_URL."""
+    server through DATABASE_URL. (Its revision's downgrade runs on the server
+    in the test below: the generated migration tests take every revision down
+    and up again.)"""
     project = render(PROJECT[server.engine])
 
     def flask(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,11 +72,6 @@ def test_flask_db_upgrade_check_downgrade_upgrade(
     flask("db", "upgrade")
     assert tables(database) == {"alembic_version", "users"}
     assert "No new upgrade operations detected" in output(flask("db", "check"))
-
-    flask("db", "downgrade", "base")
-    assert tables(database) == {"alembic_version"}
-
-    flask("db", "upgrade")
     bind, inspector = inspector_of(database)
     try:
         assert [c["name"] for c in inspector.get_unique_constraints("users")] == [
