@@ -1,14 +1,9 @@
-"""Adopting a database made without migrations (create_all, or SQL by hand,
-with the server's own constraint names): `flask db upgrade` cannot create what
-exists, `flask db-status` says how to adopt it, and the documented path
-(stamp, check, rename the constraints to the naming convention's names)
-leaves a managed database whose rows are intact and that `flask db check`
-accepts. Proven on PostgreSQL and MariaDB."""
+"""A database made without migrations, as the adoption tests make it: the
+legacy schemas, the names `flask db check` reports, the one-off SQL that
+migrations/README prescribes, and ``execute()`` (tests/test_offline_sql.py uses
+it too). The test is tests/library/test_existing_databases.py, in-process on a
+MiniProject on each server."""
 
-from collections.abc import Callable
-from pathlib import Path
-
-from .helpers import run
 from .servers import engine
 
 # The example User table as an app without migrations would have made it: the
@@ -50,45 +45,3 @@ def execute(url: str, *statements: str) -> list[tuple[object, ...]]:
                     rows = [tuple(row) for row in result]
     bind.dispose()
     return rows
-
-
-def test_a_database_made_without_migrations_is_adopted(
-    render: Callable[[str], Path], project_env: Path, database: str
-) -> None:
-    project = render("defaults")
-    backend = database.split(":")[0]
-    execute(
-        database,
-        LEGACY_SCHEMA[backend],
-        "INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')",
-    )
-
-    def flask(*args: str, check: bool = True) -> tuple[int, str]:
-        result = run(
-            project, project_env, "flask", *args, check=check, DATABASE_URL=database
-        )
-        return result.returncode, result.stdout + result.stderr
-
-    # Without adoption: the upgrade would create a table that exists.
-    code, output = flask("db-status", "--upgrade", check=False)
-    assert code == 1
-    assert "has tables (users) but no migration revision" in output
-    assert "flask db stamp" in output
-    assert "Traceback" not in output
-
-    # 1. Record that the database is at the revision describing it.
-    flask("db", "stamp", "head")
-    # 2. Compare: the only difference is the unique constraint's name.
-    code, output = flask("db", "check", check=False)
-    assert code == 1
-    assert f"Detected {LEGACY_NAME[backend]}" in output
-    assert "Detected added unique constraint 'uq_users_email'" in output
-    # 3. Rename it to the naming convention's name, once, by hand.
-    execute(database, RENAME[backend])
-    code, output = flask("db", "check")
-    assert "No new upgrade operations detected" in output
-
-    flask("db-status")
-    assert execute(database, "SELECT email, name FROM users") == [
-        ("ada@example.com", "Ada")
-    ]

@@ -1,2 +1,2 @@
-"""Files the portability tests copy into a rendered project: the schema (shop.py)
-and the script that drives its migrations (drive.py)."""
+"""What the portability tests (tests/library/test_portability.py) put in a
+MiniProject: the schema (shop.py); and what drives its migrations (drive.py)."""

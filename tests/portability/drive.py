@@ -1,63 +1,60 @@
-"""Drive a rendered project's migrations on every engine, in one process.
+"""Drive a MiniProject's migrations on every engine, in-process
+(tests/library/test_portability.py).
 
-Run by tests/test_portability.py in the project's root with the project's
-environment (each `flask` command would cost ~2 s of start-up):
-
-    python drive.py '{"migrate": "message", "urls": [null, "postgresql://..."]}'
-
-With "migrate", autogenerates a revision on the SQLite development database
-and applies the hand edits the workflow asks for ("acknowledge": uncomment
-ACKNOWLEDGED_DATA_LOSS; "rename": apply the review's rename hint). Then, on
-each URL (null: the SQLite development database): counts the rows in every
-table, upgrades to head (no row may be lost), puts rows in every table, runs
-`flask db check`, downgrades one revision (or to "down") and upgrades again
-(no row lost again), checks again. Prints one JSON line per engine.
+``autogenerate()`` writes a revision on the SQLite development database and
+applies the hand edits the workflow asks for ("acknowledge": uncomment
+ACKNOWLEDGED_DATA_LOSS; "rename": apply the review's rename hint).
+``apply()``, on one database: counts the rows in every table, upgrades to head
+(no row may be lost), puts rows in every table, runs `flask db check`,
+downgrades one revision (or to "down") and upgrades again (no row lost again),
+checks again.
 """
 
-import json
 import re
-import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import flask_migrate
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from my_flask_app import create_app
-from my_flask_app.extensions import db
+from flask import Flask
+from flask_safe_migrations import comparison
+from flask_sqlalchemy import SQLAlchemy
 
-VERSIONS = Path("migrations/versions")
+from ..library.miniproject import MiniProject
+
 ROWS = 3  # added to every table at each step
 
 
-def main(plan: dict[str, Any]) -> None:
-    # Cycles (accounts <-> teams) make SQLAlchemy warn when it sorts the tables.
-    warnings.simplefilter("ignore", sa.exc.SAWarning)
-    if plan.get("migrate"):
-        print(json.dumps({"revision": autogenerate(plan)}))
-    for url in plan["urls"]:
-        app = create_app(settings(url))
+@contextmanager
+def app_on(project: MiniProject, url: str) -> Iterator[tuple[Flask, SQLAlchemy]]:
+    """An app of ``project`` on ``url``, in its app context; its connections
+    closed after (the servers' databases are dropped at the test's end)."""
+    app = project.app(SQLALCHEMY_DATABASE_URI=url)
+    db: SQLAlchemy = app.extensions["sqlalchemy"]
+    try:
+        with app.app_context(), warnings.catch_warnings():
+            # Cycles (accounts <-> teams) make SQLAlchemy warn when it sorts
+            # the tables.
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
+            yield app, db
+    finally:
         with app.app_context():
-            print(json.dumps(apply(url, plan)), flush=True)
+            for engine in db.engines.values():
+                engine.dispose()
 
 
-def settings(url: str | None) -> dict[str, Any]:
-    """The app's settings for ``url`` (None: the SQLite development database)."""
-    return {"TESTING": True, **({"SQLALCHEMY_DATABASE_URI": url} if url else {})}
-
-
-def autogenerate(plan: dict[str, Any]) -> dict[str, Any]:
-    with create_app(settings(None)).app_context():
-        before = set(VERSIONS.glob("*.py"))
-        flask_migrate.upgrade()
-        flask_migrate.migrate(message=plan["migrate"])
-        (path,) = set(VERSIONS.glob("*.py")) - before
+def autogenerate(project: MiniProject, message: str, **plan: Any) -> dict[str, Any]:
+    with app_on(project, project.development_url) as (app, _):
+        project.upgrade(app)
+        path = project.migrate(app, message)
+    assert path is not None, f"no change in the models for {message!r}"
     text = path.read_text()
-    edits = []
+    edits: list[str] = []
     # With the rename applied, nothing is lost: only the rename is left to
     # acknowledge (it breaks the release still running during a deploy).
     finding = r'"rename .*"' if plan.get("rename") else r'".*"'
@@ -94,49 +91,48 @@ def apply_rename_hint(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def apply(url: str | None, plan: dict[str, Any]) -> dict[str, Any]:
-    engine = db.engine.dialect.name
-    if "defaults_differ" in plan:  # the model is a step ahead of the database
-        differ = sorted(changed_defaults())
-        assert differ == sorted(map(tuple, plan["defaults_differ"])), (engine, differ)
-    before = counts()
-    flask_migrate.upgrade()
-    after = counts()
-    for table in set(before) & set(after):
-        assert after[table] == before[table], (engine, table, before, after)
-    lost = set(before) - set(after) - set(plan.get("drops", []))
-    assert not lost, (engine, "tables gone", lost)
-    fill(ROWS)
-    filled = counts()
-    flask_migrate.check()
-    down = plan.get("down", "-1")
-    flask_migrate.downgrade(revision=down)
-    flask_migrate.upgrade()
-    again = counts()
-    if down == "base":  # every table went: fill them again
-        assert not any(again.values()), (engine, again)
-        fill(ROWS)
-        again = counts()
-        assert all(again.values()), (engine, again)
-    else:
-        for table in set(filled) & set(again) - set(plan.get("creates", [])):
-            assert again[table] == filled[table], (engine, table, filled, again)
-    flask_migrate.check()
-    return {
-        "engine": engine,
-        "before": sum(before.values()),
-        "after": sum(after.values()),
-        "filled": sum(filled.values()),
-        "again": sum(again.values()),
-        "tables": len(filled),
-    }
+def apply(project: MiniProject, url: str, plan: dict[str, Any]) -> dict[str, Any]:
+    with app_on(project, url) as (app, db):
+        engine = db.engine.dialect.name
+        if "defaults_differ" in plan:  # the model is a step ahead of the database
+            differ = sorted(changed_defaults(db))
+            assert differ == sorted(plan["defaults_differ"]), (engine, differ)
+        before = counts(db)
+        project.upgrade(app)
+        after = counts(db)
+        for table in set(before) & set(after):
+            assert after[table] == before[table], (engine, table, before, after)
+        lost = set(before) - set(after) - set(plan.get("drops", []))
+        assert not lost, (engine, "tables gone", lost)
+        fill(db, ROWS)
+        filled = counts(db)
+        project.check(app)
+        down = plan.get("down", "-1")
+        project.downgrade(app, down)
+        project.upgrade(app)
+        again = counts(db)
+        if down == "base":  # every table went: fill them again
+            assert not any(again.values()), (engine, again)
+            fill(db, ROWS)
+            again = counts(db)
+            assert all(again.values()), (engine, again)
+        else:
+            for table in set(filled) & set(again) - set(plan.get("creates", [])):
+                assert again[table] == filled[table], (engine, table, filled, again)
+        project.check(app)
+        return {
+            "engine": engine,
+            "before": sum(before.values()),
+            "after": sum(after.values()),
+            "filled": sum(filled.values()),
+            "again": sum(again.values()),
+            "tables": len(filled),
+        }
 
 
-def changed_defaults() -> list[tuple[str, str]]:
+def changed_defaults(db: SQLAlchemy) -> list[tuple[str, str]]:
     """The columns whose server default differs between the models and the
-    database, compared as env.py compares them."""
-    from my_flask_app.migration_tools import comparison
-
+    database, compared as the library compares them."""
     with db.engine.connect() as connection:
         context = MigrationContext.configure(
             connection,
@@ -151,7 +147,7 @@ def changed_defaults() -> list[tuple[str, str]]:
     return [(d[2], d[3]) for d in flat if d[0] == "modify_default"]
 
 
-def counts() -> dict[str, int]:
+def counts(db: SQLAlchemy) -> dict[str, int]:
     inspector = sa.inspect(db.engine)
     with db.engine.connect() as connection:
         return {
@@ -163,7 +159,7 @@ def counts() -> dict[str, int]:
         }
 
 
-def fill(rows: int) -> None:
+def fill(db: SQLAlchemy, rows: int) -> None:
     """Put ``rows`` rows in every table of the models, leaving the columns with
     a server default to the database."""
     with db.engine.begin() as connection:
@@ -210,7 +206,3 @@ def value(column: sa.Column[Any], k: int) -> Any:
     if isinstance(type_, sa.JSON):
         return {"k": k, "tags": ["a", "b"]}
     raise AssertionError(f"no test value for {column} of type {type_!r}")
-
-
-if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))

@@ -1,30 +1,37 @@
-"""The workflow the generated README teaches, end to end on SQLite: change a
-model, `flask db migrate`, read the script, `flask db upgrade`, and no row is
-lost on the way up or down."""
+"""The workflow the generated README teaches, end to end on SQLite, on a
+MiniProject with the template's User model: change a model, `flask db
+migrate`, read the script, `flask db upgrade`, and no row is lost on the way
+up or down."""
 
 import re
 import sqlite3
-from collections.abc import Callable
+import subprocess
+import sys
 from pathlib import Path
 
-from .helpers import add_model, run
+from .miniproject import MiniProject
+from .rendered_parts import (
+    INITIAL_REVISION,
+    NAME,
+    USER,
+    add_template_ruff_settings,
+    with_users,
+)
 
-POST_MODEL = '''\
-"""A post, written by a user."""
+POSTS = """
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
-
-from ..extensions import Base
-
-
-class Post(Base):
+class Post(Model):
     __tablename__ = "posts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    title: Mapped[str] = mapped_column(String(200))
-'''
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(sa.String(200))
+"""
+NICKNAME = (
+    "    nickname: Mapped[str | None] = mapped_column(sa.String(50), unique=True)\n"
+)
 
 
 def rows(database: Path, query: str) -> list[tuple[object, ...]]:
@@ -43,32 +50,26 @@ def revision_id(script: Path) -> str:
     return match.group(1)
 
 
-def new_revision(versions: Path, before: set[Path]) -> Path:
-    (revision,) = set(versions.glob("*.py")) - before
-    return revision
+def ruff(project: MiniProject, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "ruff", *args], cwd=project.root, check=True)
 
 
 def test_model_change_migrates_without_losing_a_row(
-    fresh_project: Callable[..., Path], project_env: Path
+    mini_project: MiniProject,
 ) -> None:
-    project = fresh_project()
-    package = project / "my_flask_app"
-    versions = project / "migrations" / "versions"
-    database = project / "instance" / "my_flask_app.db"
-
-    def flask(*args: str) -> str:
-        result = run(project, project_env, "flask", *args)
-        return result.stdout + result.stderr
-
-    flask("db", "upgrade")
+    project = mini_project
+    add_template_ruff_settings(project)
+    with_users(project)
+    database = project.root / "app.db"
+    project.upgrade(project.app())
 
     # A second table whose rows point at users, deleted with them (CASCADE).
-    add_model(project, "post", "Post", POST_MODEL)
-    before = set(versions.glob("*.py"))
-    flask("db", "migrate", "-m", "add posts")
-    posts_revision = new_revision(versions, before)
+    project.set_models(USER + POSTS)
+    app = project.app()
+    posts_revision = project.migrate(app, "add posts")
+    assert posts_revision is not None
     assert 'op.f("fk_posts_user_id_users")' in posts_revision.read_text()
-    flask("db", "upgrade")
+    project.upgrade(app)
 
     with sqlite3.connect(database) as connection:
         connection.executemany(
@@ -83,23 +84,20 @@ def test_model_change_migrates_without_losing_a_row(
     posts_before = rows(database, "SELECT * FROM posts ORDER BY id")
 
     # The change: a new, unique column on users.
-    user_model = package / "models" / "user.py"
-    user_model.write_text(
-        user_model.read_text().replace(
-            "    name: Mapped[str] = mapped_column(String(100))\n",
-            "    name: Mapped[str] = mapped_column(String(100))\n"
-            "    nickname: Mapped[str | None] = mapped_column("
-            "String(50), unique=True)\n",
-        )
-    )
-    before = set(versions.glob("*.py"))
-    output = flask("db", "migrate", "-m", "add nickname to users")
+    project.set_models(USER.replace(NAME, NAME + NICKNAME) + POSTS)
+    app = project.app()
+    before = set(project.revisions())
+    result = project.flask(app, "db", "migrate", "-m", "add nickname to users")
+    assert result.exit_code == 0, result.output
 
-    revision = new_revision(versions, before)
+    (revision,) = set(project.revisions()) - before
     script = revision.read_text()
     assert "add_nickname_to_users" in revision.name
-    assert sorted(versions.glob("*.py"))[-1] == revision, "names sort by date"
-    assert "Detected added column 'users.nickname'" in output
+    # Names sort by date (to the second: both revisions may share one).
+    stamp = re.compile(r"\d{4}_\d\d_\d\d_\d{6}-")
+    assert stamp.match(revision.name) and stamp.match(posts_revision.name)
+    assert revision.name[:17] >= posts_revision.name[:17]
+    assert "Detected added column 'users.nickname'" in result.output
     assert 'with op.batch_alter_table("users", schema=None) as batch_op:' in script
     assert 'batch_op.add_column(sa.Column("nickname"' in script
     assert (
@@ -107,10 +105,10 @@ def test_model_change_migrates_without_losing_a_row(
         ' ["nickname"])' in script
     )
     assert f'down_revision: str | None = "{revision_id(posts_revision)}"' in script
-    run(project, project_env, "ruff", "check", "--no-cache", str(revision))
-    run(project, project_env, "ruff", "format", "--no-cache", "--check", str(revision))
+    ruff(project, "check", "--no-cache", str(revision))
+    ruff(project, "format", "--no-cache", "--check", str(revision))
 
-    flask("db", "upgrade")
+    project.upgrade(app)
 
     # SQLite rebuilt users to add the constraint: every row, and every post
     # pointing at one, is still there.
@@ -122,9 +120,9 @@ def test_model_change_migrates_without_losing_a_row(
     )
     assert rows(database, "SELECT * FROM posts ORDER BY id") == posts_before
     assert rows(database, "PRAGMA foreign_key_check") == []
-    assert "No new upgrade operations detected" in flask("db", "check")
+    project.check(app)  # `flask db check`: no difference
 
-    flask("db", "downgrade")
+    project.downgrade(app)
 
     assert "nickname" not in table_sql(database, "users")
     assert (
@@ -132,7 +130,7 @@ def test_model_change_migrates_without_losing_a_row(
     )
     assert rows(database, "SELECT * FROM posts ORDER BY id") == posts_before
 
-    flask("db", "upgrade")
+    project.upgrade(app)
     assert (
         rows(database, "SELECT id, email, name, created_at FROM users") == users_before
     )
@@ -170,25 +168,26 @@ def downgrade() -> None:
 
 
 def test_sqlite_migration_that_leaves_orphan_rows_is_rolled_back(
-    fresh_project: Callable[..., Path], project_env: Path
+    mini_project: MiniProject,
 ) -> None:
     """Foreign keys are off while migrations run on SQLite; the check before each
     commit still refuses what PostgreSQL would refuse."""
-    project = fresh_project()
-    database = project / "instance" / "my_flask_app.db"
-    (
-        project / "migrations/versions/2026_11_22_000000-0ffe0ffe0ffe_posts.py"
-    ).write_text(ORPHAN_REVISION)
+    project = mini_project
+    with_users(project)
+    database = project.root / "app.db"
+    (project.versions_dir / "2026_11_22_000000-0ffe0ffe0ffe_posts.py").write_text(
+        ORPHAN_REVISION
+    )
 
-    result = run(project, project_env, "flask", "db", "upgrade", check=False)
+    result = project.flask(project.app(), "db", "upgrade")
 
-    assert result.returncode != 0
+    assert result.exit_code != 0
     assert (
         "Migration 0ffe0ffe0ffe leaves 1 row(s) whose foreign key points at no row"
         in result.stderr
     )
     assert "posts row 1 -> users" in result.stderr
     assert rows(database, "SELECT version_num FROM alembic_version") == [
-        ("3f1a9c2b7d40",)
+        (INITIAL_REVISION,)
     ]
     assert rows(database, "SELECT name FROM sqlite_master WHERE name = 'posts'") == []
