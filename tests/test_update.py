@@ -691,10 +691,13 @@ def test_update_from_before_the_library_keeps_the_users_work(
     }
     assert "README.md" in expected
     assert library == expected
-    # pyproject.toml merged: the template's workspace and the user's dependency.
+    # pyproject.toml merged: the library as a path dependency, and the
+    # user's dependency.
     pyproject = after["pyproject.toml"].decode()
     assert DEPENDENCY in pyproject
-    assert "flask-safe-migrations = { workspace = true }" in pyproject
+    assert (
+        'flask-safe-migrations = { path = "libs/flask-safe-migrations"'
+    ) in pyproject
     # The user's lines in the four files whose bodies moved to the library
     # are all still there, but next to the old machinery they were written
     # into: Copier's 3-way merge marks those places as conflicts (and git
