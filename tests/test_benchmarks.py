@@ -143,18 +143,32 @@ def test_shape_benchmark_starts_reports_its_targets_and_its_section_survives(
         check=True,
     )
     assert "--before" in result.stdout and "--warm" in result.stdout
-    args = argparse.Namespace(runs=1, warm=3, before="5944b91")
+    args = argparse.Namespace(runs=1, warm=3, before="5944b91", load_before="1.0")
 
     def measured(warm: float, green: float) -> dict:
         return {
-            "before": {"first_green": [10.0], "warm_suite": [2.0], "tests": 93},
-            "library": {"first_green": [green], "warm_suite": [warm], "tests": 25},
+            "before": {
+                "first_green": [10.0],
+                "first_green_cpu": [8.0],
+                "warm_suite": [2.0],
+                "warm_suite_cpu": [1.6],
+                "tests": 93,
+            },
+            "library": {
+                "first_green": [green],
+                "first_green_cpu": [4.0],
+                "warm_suite": [warm],
+                "warm_suite_cpu": [1.2],
+                "tests": 25,
+            },
         }
 
     good = shape.report(measured(1.0, 5.0), args)
     bad = shape.report(measured(1.2, 9.0), args)
-    assert "| 0.50x |" in good and "0.50x, met." in good
-    assert "| 0.60x |" in bad and "0.60x, NOT met." in bad
+    assert "| 0.50x |" in good and "0.50x wall clock, met;" in good
+    assert "| 0.60x |" in bad and "0.60x wall clock, NOT met;" in bad
+    assert "| warm suite, CPU | 1.60 s | 1.20 s | 0.75x |" in good
+    assert "0.75x CPU, NOT met." in good
     assert "| tests in the generated suite | 93 | 25 | |" in good
     assert "not measured" in good and "estimate" in good
     # before / cookiecutter-flask times library / before.
@@ -167,7 +181,7 @@ def test_shape_benchmark_starts_reports_its_targets_and_its_section_survives(
     assert once.startswith(document) and once.count(shape.SECTION) == 1
     newer = shape.replace_section(once + "\n## Later\n\nmore\n", bad)
     assert newer.count(shape.SECTION) == 1 and "## Later" in newer
-    assert "0.60x, NOT met." in newer and "0.50x, met." not in newer
+    assert "0.60x wall clock, NOT met" in newer and "0.50x wall clock" not in newer
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(newer)
     assert shape.kept_section(path) == bad
