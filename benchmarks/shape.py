@@ -113,16 +113,18 @@ def measure(before: str, runs: int, warm: int, workdir: Path) -> dict[str, dict]
     for run in range(runs):
         for shape in SHAPES if run % 2 == 0 else reversed(SHAPES):
             project = workdir / f"{shape}-{run}"
-            seconds = first_green(refs[shape], project)
-            results[shape]["first_green"].append(seconds)
+            wall, used = first_green(refs[shape], project)
             suite = [timed([UV, "run", "pytest", "-q"], project) for _ in range(warm)]
-            results[shape]["warm_suite"].append(statistics.median(suite))
+            measured = {
+                "first_green": wall,
+                "first_green_cpu": used,
+                "warm_suite": statistics.median(s[0] for s in suite),
+                "warm_suite_cpu": statistics.median(s[1] for s in suite),
+            }
+            for key, value in measured.items():
+                results[shape][key].append(value)
             results[shape]["tests"] = count_tests(project)
-            print(
-                f"  run {run + 1}, {shape}: first green {seconds:.1f} s,"
-                f" warm suite {statistics.median(suite):.2f} s",
-                flush=True,
-            )
+            print(f"  run {run + 1}, {shape}: {measured}", flush=True)
             shutil.rmtree(project)
     return results
 
