@@ -306,6 +306,7 @@ def import_times(project: Path, env: dict[str, str]) -> dict[str, float]:
             "flask_sqlalchemy",
             "flask_migrate",
             "alembic",
+            "flask_safe_migrations",
             "my_flask_app",
         }:
             totals[f"import_{match.group(3)}_s"] = int(match.group(1)) / 1e6
@@ -476,13 +477,15 @@ def main() -> None:
         print("5. the template's test suite", flush=True)
         results["template_suite"] = measure_template_suite()
     text = report(results, args)
-    # traffic.py, history.py and rolling_deploy.py measure apart: keep their sections.
-    from benchmarks import history, rolling_deploy, traffic
+    # traffic.py, history.py, rolling_deploy.py and shape.py measure apart: keep
+    # their sections.
+    from benchmarks import history, rolling_deploy, shape, traffic
 
     for kept in (
         traffic.kept_section(args.output),
         history.kept_section(args.output),
         rolling_deploy.kept_section(args.output),
+        shape.kept_section(args.output),
     ):
         if kept:
             text = text.rstrip("\n") + "\n\n" + kept

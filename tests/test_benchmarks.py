@@ -2,6 +2,7 @@
 targets right (its timings are measured by running it, not in the tests)."""
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -109,3 +110,78 @@ def test_rolling_deploy_benchmark_starts_and_its_section_survives_a_full_run(
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(again)
     assert rolling_deploy.kept_section(path) == newer
+
+
+def test_benchmark_projects_use_what_the_library_shape_provides() -> None:
+    """run.py's generated models and tests import what a default project of
+    the library shape has (extensions.Base and db) and use the plugin's
+    ``app`` fixture (flask_safe_migrations.pytest_plugin)."""
+    from flask_safe_migrations import pytest_plugin
+
+    extensions = (ROOT / "template" / "{{package_name}}" / "extensions.py").read_text()
+    for name in ("Base", "db"):
+        assert re.search(rf"^(class {name}\b|{name} = )", extensions, re.M), name
+    assert "from ..extensions import Base" in benchmark.model_module(1)
+    assert "from my_flask_app.extensions import db" in benchmark.BENCH_TESTS
+    assert '@pytest.mark.usefixtures("app")' in benchmark.BENCH_TESTS
+    assert callable(getattr(pytest_plugin, "app", None))
+
+
+def test_shape_benchmark_starts_reports_its_targets_and_its_section_survives(
+    tmp_path,
+) -> None:
+    """benchmarks/shape.py (issue 20: the library shape against the shape
+    before it) judges the warm-suite target, estimates the cookiecutter-flask
+    ratio and says it is an estimate, and replaces only its own section of
+    BENCHMARKS.md, which run.py keeps."""
+    from benchmarks import shape
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "shape.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--before" in result.stdout and "--warm" in result.stdout
+    args = argparse.Namespace(runs=1, warm=3, before="5944b91", load_before="1.0")
+
+    def measured(warm: float, green: float) -> dict:
+        return {
+            "before": {
+                "first_green": [10.0],
+                "first_green_cpu": [8.0],
+                "warm_suite": [2.0],
+                "warm_suite_cpu": [1.6],
+                "tests": 93,
+            },
+            "library": {
+                "first_green": [green],
+                "first_green_cpu": [4.0],
+                "warm_suite": [warm],
+                "warm_suite_cpu": [1.2],
+                "tests": 25,
+            },
+        }
+
+    good = shape.report(measured(1.0, 5.0), args)
+    bad = shape.report(measured(1.2, 9.0), args)
+    assert "| 0.50x |" in good and "0.50x wall clock, met;" in good
+    assert "| 0.60x |" in bad and "0.60x wall clock, NOT met;" in bad
+    assert "| warm suite, CPU | 1.60 s | 1.20 s | 0.75x |" in good
+    assert "0.75x CPU, NOT met." in good
+    assert "| tests in the generated suite | 93 | 25 | |" in good
+    assert "not measured" in good and "estimate" in good
+    # before / cookiecutter-flask times library / before.
+    loaded = shape.COOKIECUTTER_FLASK_RATIOS["loaded"]
+    assert f"about {0.5 * loaded:.2f}x (loaded)" in good
+
+    section = shape.report(measured(1.0, 5.0), args)
+    document = "# Benchmarks\n\n## Other\n\ntext\n"
+    once = shape.replace_section(document, section)
+    assert once.startswith(document) and once.count(shape.SECTION) == 1
+    newer = shape.replace_section(once + "\n## Later\n\nmore\n", bad)
+    assert newer.count(shape.SECTION) == 1 and "## Later" in newer
+    assert "0.60x wall clock, NOT met" in newer and "0.50x wall clock" not in newer
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(newer)
+    assert shape.kept_section(path) == bad
