@@ -17,9 +17,6 @@ Render = Callable[[str], Path]
 
 # The answer set whose production engine each server is.
 PROJECT = {"postgresql": "defaults", "mysql": "mysql"}
-# The rendered project's first revision (test_lock_timeouts.py and
-# test_pooler.py build on it).
-INITIAL_REVISION = "3f1a9c2b7d40"
 
 
 def inspector_of(url: str) -> tuple[sa.Engine, sa.Inspector]:

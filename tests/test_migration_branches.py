@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .library.suite import HEAD_TEST
+from .library.generated_suite import HEAD_TEST
 from .test_pipelines import pipeline_jobs
 
 

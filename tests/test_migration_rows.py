@@ -2,16 +2,16 @@
 before each step of the up/down walk, made from the reflected schema, so a
 migration that only fails on a table with rows fails there, on every engine.
 
-The walk runs on a MiniProject with pytester (plugin_runs.py), in-process,
-as the generated tests/test_migrations.py runs it."""
+The walk runs on a MiniProject with pytester (library/generated_suite.py),
+in-process, as the generated tests/test_migrations.py runs it."""
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from .library.generated_suite import NO_CACHE, WALK, plugin_project, run_in_process
 from .library.miniproject import MiniProject
-from .plugin_runs import WALK, plugin_project, run
 
 pytest_plugins = ["pytester"]
 
@@ -215,11 +215,10 @@ class Walk:
         return path
 
     def __call__(self) -> tuple[int, str]:
-        result = run(
-            self.project,
+        result = run_in_process(
             self.pytester,
-            "-p",
-            "no:cacheprovider",
+            self.project,
+            *NO_CACHE,
             "tests/test_migrations.py",
             "-k",
             WALK,

@@ -5,8 +5,8 @@ unreachable test database stops the run in one paragraph, before any test.
 
 The rule (flask_safe_migrations/disposable.py) is tested in-process against
 what each driver itself would do with the URL; the pytest plugin is then run
-(with pytester, on a MiniProject: plugin_runs.py) against real servers, with a
-database full of rows that it must not touch.
+(with pytester, on a MiniProject: library/generated_suite.py) against real
+servers, with a database full of rows that it must not touch.
 """
 
 import json
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import URL, make_url
 
 from .conftest import require_server
-from .plugin_runs import count_rows, plugin_project, run
+from .library.generated_suite import count_rows, plugin_project, run_in_process
 from .servers import SERVERS
 
 pytest_plugins = ["pytester"]
@@ -300,7 +300,7 @@ def suite(
         with plugin_project(
             pytester, monkeypatch, test_database_url=url, production_engine=engine
         ) as project:
-            return run(project, pytester, "tests")
+            return run_in_process(pytester, project, "tests")
 
     return _run
 

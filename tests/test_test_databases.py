@@ -4,21 +4,21 @@ make the kept schema wrong builds it from empty instead. Its migration tests
 keep their proofs the same way: a local run walks only the revisions no
 earlier run proved with the same files; CI walks them all.
 
-The plugin runs on a MiniProject with pytester (plugin_runs.py), in-process,
-on each engine; test_project.py runs a rendered project's own suite."""
+The plugin runs on a MiniProject with pytester (library/generated_suite.py),
+in-process, on each engine; test_project.py runs a rendered project's own suite."""
 
 from collections.abc import Callable
 
 import pytest
 
-from .library.miniproject import USERS
-from .plugin_runs import (
+from .library.generated_suite import (
     INITIAL_REVISION,
-    PYTEST_ARGS,
+    NO_OTHER_PLUGINS,
+    USER,
     app_on,
     dispose,
     plugin_project,
-    run,
+    run_in_process,
     summary,
 )
 
@@ -73,7 +73,9 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
             """A test that uses the database (it sets them up), or ``args``,
             with pytest's cache, where the records live; the summary's lines
             about them."""
-            return summary(run(project, pytester, *(args or ("tests/test_app.py",))))
+            return summary(
+                run_in_process(pytester, project, *(args or ("tests/test_app.py",)))
+            )
 
         assert suite() == (
             "Test databases: built from empty (no record of a finished run)."
@@ -81,7 +83,7 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
         assert suite() == "Test databases: reused the last run's, no new revisions."
 
         # A new revision: applied to the kept databases, and tested.
-        revision = project.autogenerate(USERS + TEAM, "add teams", TEAMS_REVISION)
+        revision = project.autogenerate(USER + TEAM, "add teams", TEAMS_REVISION)
         assert suite() == (
             "Test databases: reused the last run's, the new revisions applied."
         )
@@ -92,7 +94,7 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
         proven = (
             "Migration walk: 1 of 2 revisions; the others were proven by earlier runs."
         )
-        passed = run(project, pytester, "tests")
+        passed = run_in_process(pytester, project, "tests")
         passed.assert_outcomes(passed=7)
         assert summary(passed) == f"{reused}\n{all_walked}"
         assert suite("tests") == f"{reused}\n{proven}"
@@ -146,7 +148,9 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
         crash = pytester.path / "tests" / "test_crash.py"
         crash.write_text(CRASH)
         project.forget_modules()
-        crashed = pytester.runpytest_subprocess(*PYTEST_ARGS, "tests/test_crash.py")
+        crashed = pytester.runpytest_subprocess(
+            "-q", *NO_OTHER_PLUGINS, "tests/test_crash.py"
+        )
         assert crashed.ret == 3, crashed.outlines + crashed.errlines
         assert "Test databases" not in "\n".join(crashed.outlines)
         crash.unlink()

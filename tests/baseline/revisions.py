@@ -2,7 +2,8 @@
 revision (users), three written by hand as `flask db revision` would start
 them. The baseline goes at the third (REVISION_3); the fourth comes after it."""
 
-INITIAL = "3f1a9c2b7d40"
+from ..library.generated_suite import INITIAL_FILE, INITIAL_REVISION
+
 REVISION_2 = "b2c0ffee0002"
 REVISION_3 = "b3c0ffee0003"
 REVISION_4 = "b4c0ffee0004"
@@ -95,7 +96,7 @@ def revision(message: str, revision: str, down: object, body: str) -> str:
 # File name: its content.
 HISTORY = {
     f"2026_11_22_000000-{REVISION_2}_add_teams.py": revision(
-        "add teams", REVISION_2, INITIAL, TEAMS
+        "add teams", REVISION_2, INITIAL_REVISION, TEAMS
     ),
     f"2026_11_23_000000-{REVISION_3}_users_in_teams.py": revision(
         "users in teams", REVISION_3, REVISION_2, USERS_IN_TEAMS
@@ -113,7 +114,7 @@ BRANCHES = {
     f"2026_11_25_000000-{FORK}_fork.py": revision(
         "fork",
         FORK,
-        INITIAL,
+        INITIAL_REVISION,
         "\n\ndef upgrade() -> None:\n    pass\n\n\n"
         "def downgrade() -> None:\n    pass\n",
     ),
@@ -128,7 +129,7 @@ BRANCHES = {
 
 # The files the baseline at REVISION_3 replaces, and the one after it.
 SQUASHED = [
-    f"2026_11_21_000000-{INITIAL}_create_users_table.py",
+    INITIAL_FILE,
     *[name for name in HISTORY if REVISION_4 not in name],
 ]
 LATER = next(f"versions/{name}" for name in HISTORY if REVISION_4 in name)

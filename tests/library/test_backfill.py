@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import command
 
 from ..helpers import ROOT
+from .generated_suite import NAME, USER, add_template_ruff_settings, with_users
 from .miniproject import MiniProject
-from .rendered_parts import NAME, USER, add_template_ruff_settings, with_users
 
 NICKNAME = "    nickname: Mapped[str | None] = mapped_column(sa.String(100))\n"
 

@@ -11,7 +11,8 @@ models against it, and walks every revision down and up with rows). And the
 command refuses, writing nothing, what would strand a database or lose work.
 
 In-process, on a MiniProject with the template's first revision and the
-history of tests/baseline/; the suite runs through pytester (suite.py).
+history of tests/baseline/; the suite runs through pytester
+(generated_suite.py).
 """
 
 from collections.abc import Callable
@@ -24,8 +25,13 @@ from flask import Flask
 from .. import servers
 from ..baseline import models, revisions
 from ..baseline.revisions import REVISION_2, REVISION_3, REVISION_4
+from .generated_suite import (
+    NO_CACHE,
+    add_initial_revision,
+    run_in_process,
+    write_generated_tests,
+)
 from .miniproject import MiniProject
-from .suite import add_generated_suite, add_initial_revision, run_suite
 
 pytest_plugins = ["pytester"]
 
@@ -87,7 +93,7 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
     project = with_history(
         make_mini_project, database_url=deployed, production_engine=engine
     )
-    add_generated_suite(project)
+    write_generated_tests(project)
     app = project.app()
 
     def flask(*args: str) -> str:
@@ -137,7 +143,7 @@ def test_a_database_past_the_baseline_keeps_its_rows_and_new_ones_build_from_it(
     # checks the models against it, and walks every revision with rows.
     if server:
         environment.setenv("TEST_DATABASE_URL", make_database(engine))
-    suite = run_suite(pytester, project)
+    suite = run_in_process(pytester, project, *NO_CACHE)
     assert suite.ret == 0, suite.stdout.str()
     suite.assert_outcomes(passed=6)
     assert "Migration walk: 2 of 2 revisions" in suite.stdout.str()

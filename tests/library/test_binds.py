@@ -16,9 +16,13 @@ import sqlalchemy as sa
 from flask import Flask
 
 from ..servers import engine
-from .migration_tests import run_migration_tests
+from .generated_suite import (
+    USER,
+    add_template_ruff_settings,
+    run_in_subprocess,
+    with_users,
+)
 from .miniproject import MiniProject
-from .rendered_parts import USER, add_template_ruff_settings, with_users
 
 EVENT = """
 
@@ -141,7 +145,7 @@ def test_a_bind_is_migrated_in_its_own_sqlite_database(
     (project.root / "tests" / "test_events.py").write_text(
         EVENT_TESTS.replace("PACKAGE", project.package)
     )
-    result = run_migration_tests(project)
+    result = run_in_subprocess(project)
     assert result.stdout.count("PASSED tests/test_events.py") == 2
     assert "PASSED tests/test_migrations.py::test_models_match" in result.stdout
 
@@ -175,7 +179,7 @@ def test_a_bind_is_migrated_in_its_own_database_on_the_server(
         assert (names, len(rows)) == expected
     environment.delenv("DATABASE_URL")
     environment.delenv("FLASK_SQLALCHEMY_BINDS")
-    result = run_migration_tests(
+    result = run_in_subprocess(
         project,
         TEST_DATABASE_URL=tests[0],
         TEST_SQLALCHEMY_BINDS=json.dumps({"analytics": tests[1]}),

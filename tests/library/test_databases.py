@@ -18,9 +18,8 @@ from sqlalchemy.engine import make_url
 from ..helpers import ROOT
 from ..servers import Server, engine
 from ..test_databases import execute, inspector_of, query, tables
-from .migration_tests import run_migration_tests
+from .generated_suite import INITIAL_REVISION, NAME, USER, run_in_subprocess, with_users
 from .miniproject import MiniProject
-from .rendered_parts import INITIAL_REVISION, NAME, USER, with_users
 
 TEAMS = """
 
@@ -55,7 +54,7 @@ def test_project_without_models_passes_its_migration_tests_on_the_server(
     to be rolled back on PostgreSQL, failing the migration tests on day one)."""
     project = make_mini_project()
 
-    result = run_migration_tests(project, TEST_DATABASE_URL=database)
+    result = run_in_subprocess(project, TEST_DATABASE_URL=database)
 
     assert "\n6 passed" in result.stdout, result.stdout
     assert tables(database) == {"alembic_version"}

@@ -9,8 +9,8 @@ the template's User model."""
 from collections.abc import Callable
 
 from ..test_existing_databases import LEGACY_NAME, LEGACY_SCHEMA, RENAME, execute
+from .generated_suite import with_users
 from .miniproject import MiniProject
-from .rendered_parts import with_users
 
 
 def test_a_database_made_without_migrations_is_adopted(

@@ -21,7 +21,7 @@ import pytest
 from flask_safe_migrations import lint_sql
 
 from ..helpers import ROOT
-from .generated_tests import INITIAL, initial_revision
+from .generated_suite import INITIAL_REVISION, add_initial_revision
 from .miniproject import MiniProject
 
 SQUAWK_TOML = (
@@ -34,7 +34,7 @@ BLOCKING_INDEX = f'''\
 from alembic import op
 
 revision = "1dx000000001"
-down_revision = "{INITIAL}"
+down_revision = "{INITIAL_REVISION}"
 branch_labels = None
 depends_on = None
 
@@ -76,11 +76,6 @@ def downgrade() -> None:
 '''
 
 
-@pytest.fixture(scope="module")
-def initial(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return initial_revision(tmp_path_factory.mktemp("initial"))
-
-
 def git(project: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
@@ -92,13 +87,12 @@ def git(project: Path, *args: str) -> None:
 
 def test_squawk_lints_the_sql_of_the_revisions_a_change_adds(
     make_mini_project: Callable[..., MiniProject],
-    initial: dict[str, str],
     project_env: Path,
     environment: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     project = make_mini_project(production_engine="postgresql")
-    project.add_revisions(initial)
+    add_initial_revision(project)
     (project.root / ".squawk.toml").write_text(SQUAWK_TOML.read_text())
     root = project.root
     git(root, "init", "--quiet", "--initial-branch=main")

@@ -25,8 +25,8 @@ from flask_safe_migrations import timeouts
 
 from ..servers import Server, engine
 from ..test_databases import query
+from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
-from .suite import INITIAL_REVISION, USER, add_initial_revision
 
 AUDIT_REVISION = '''\
 """add audit log"""

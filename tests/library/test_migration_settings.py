@@ -12,9 +12,13 @@ import sqlalchemy as sa
 
 from ..helpers import ROOT
 from ..servers import engine
-from .migration_tests import run_migration_tests
+from .generated_suite import (
+    USER,
+    add_template_ruff_settings,
+    run_in_subprocess,
+    with_users,
+)
 from .miniproject import MiniProject
-from .rendered_parts import USER, add_template_ruff_settings, with_users
 
 SETTINGS = (
     ROOT / "template" / "{{package_name}}" / "migration_settings.py"
@@ -145,7 +149,7 @@ def test_a_model_in_a_postgresql_schema_migrates_cleanly(
                 "invoices"
             ]
             assert sa.inspect(connection).get_table_names(schema="reports") == ["daily"]
-        result = run_migration_tests(project, TEST_DATABASE_URL=test_url)
+        result = run_in_subprocess(project, TEST_DATABASE_URL=test_url)
         assert "\n6 passed" in result.stdout, result.stdout
         assert template_owned(project) == owned, "only the user's files changed"
         assert (project.package_dir / "migration_settings.py").read_text() == SETTINGS

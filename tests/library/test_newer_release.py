@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
-from .suite import INITIAL_REVISION, USER, add_initial_revision
 
 NEWER = "4b2e8d1c9a07"
 

@@ -23,8 +23,8 @@ from pymysql.constants import CLIENT
 from sqlalchemy.engine import make_url
 
 from ..servers import Server, engine
+from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
-from .suite import INITIAL_REVISION, USER, add_initial_revision
 
 NEWER = "4b2e8d1c9a07"
 NEWER_REVISION = f'''"""add nickname to users"""

@@ -23,8 +23,8 @@ from sqlalchemy.engine import URL, make_url
 from .. import pooler
 from ..conftest import require_server
 from ..servers import engine
+from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
-from .suite import INITIAL_REVISION, USER, add_initial_revision
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import pytest
 
 from ..portability import drive
 from .conftest import isolated
-from .migration_tests import run_migration_tests
+from .generated_suite import run_in_subprocess
 from .miniproject import MiniProject
 
 HERE = Path(__file__).parent.parent / "portability"
@@ -231,5 +231,5 @@ def test_the_projects_migration_tests_accept_the_history(
     project = make_mini_project(models=SHOP)
     project.write_file("models/shop.py", history[-1].shop)
     project.add_revisions({revision.name: revision.text for revision in history})
-    result = run_migration_tests(project)
+    result = run_in_subprocess(project)
     assert "\n6 passed" in result.stdout, result.stdout

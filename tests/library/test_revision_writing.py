@@ -8,8 +8,8 @@ import sys
 
 from alembic import command
 
+from .generated_suite import add_template_ruff_settings
 from .miniproject import MiniProject
-from .rendered_parts import add_template_ruff_settings
 
 NAMED_USERS = """
 class User(Model):

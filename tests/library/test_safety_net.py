@@ -13,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from .generated_tests import (
+from .generated_suite import (
     EMAIL,
-    INITIAL,
+    INITIAL_REVISION,
     NAME,
-    USERS,
+    USER,
+    add_initial_revision,
     initial_revision,
     migration_tests,
     project_in,
@@ -26,11 +27,6 @@ from .generated_tests import (
 from .miniproject import MiniProject
 
 pytest_plugins = ["pytester"]
-
-
-@pytest.fixture(scope="module")
-def initial(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return initial_revision(tmp_path_factory.mktemp("initial"))
 
 
 def migrate(project: MiniProject, models: str, message: str) -> tuple[str, Path]:
@@ -64,7 +60,7 @@ def apply_the_rename_hint(revision: Path) -> None:
     revision.write_text(re.sub(r'^    # (".*",)$', r"    \1", text, flags=re.MULTILINE))
 
 
-RENAMED = USERS.replace(EMAIL, EMAIL.replace("email:", "login:"))
+RENAMED = USER.replace(EMAIL, EMAIL.replace("email:", "login:"))
 DUPLICATE = "INSERT INTO users ({}, name) VALUES ('u1@example.com', 'Dup')"
 
 
@@ -95,9 +91,9 @@ def assert_renamed_and_unique(app: Flask, column: str, values: object) -> None:
 
 
 def test_rename_is_flagged_refused_and_its_hint_keeps_values_and_uniqueness_on_sqlite(
-    pytester: pytest.Pytester, initial: dict[str, str]
+    pytester: pytest.Pytester,
 ) -> None:
-    with project_in(pytester, revisions=initial, production_engine="sqlite") as project:
+    with project_in(pytester, production_engine="sqlite") as project:
         app = project.app()
         project.upgrade(app)
         emails = insert_users(app)
@@ -115,7 +111,7 @@ def test_rename_is_flagged_refused_and_its_hint_keeps_values_and_uniqueness_on_s
         assert "# LIKELY RENAME in users: email -> login (dropped and added," in script
         assert '    # "drop column users.email",\n' in script
         # The migration tests refuse it.
-        returncode, report = migration_tests(pytester)
+        returncode, report = migration_tests(pytester, project)
         assert returncode != 0
         assert (
             "rename_email_to_login.py: 'drop column users.email' (DATA LOSS)" in report
@@ -123,7 +119,7 @@ def test_rename_is_flagged_refused_and_its_hint_keeps_values_and_uniqueness_on_s
 
         apply_the_rename_hint(revision)
 
-        assert migration_tests(pytester)[0] == 0
+        assert migration_tests(pytester, project)[0] == 0
         app = project.app()
         project.upgrade(app)
         assert_renamed_and_unique(app, "login", emails)
@@ -135,41 +131,40 @@ def test_rename_is_flagged_refused_and_its_hint_keeps_values_and_uniqueness_on_s
 def test_the_hinted_rename_keeps_values_and_uniqueness_on_the_server(
     database: str,
     make_mini_project: Callable[..., MiniProject],
-    initial: dict[str, str],
 ) -> None:
     """Written on SQLite, applied to PostgreSQL and MariaDB."""
-    project = make_mini_project(models=USERS, database_url=database)
-    project.add_revisions(initial)
+    project = make_mini_project(models=USER, database_url=database)
+    add_initial_revision(project)
     _, revision = migrate(project, RENAMED, "rename email to login")
     apply_the_rename_hint(revision)
     app = project.app()
-    project.upgrade(app, INITIAL)
+    project.upgrade(app, INITIAL_REVISION)
     emails = insert_users(app)
 
     project.upgrade(app)
 
     assert_renamed_and_unique(app, "login", emails)
     project.check(app)
-    project.downgrade(app, INITIAL)
+    project.downgrade(app, INITIAL_REVISION)
     assert_renamed_and_unique(app, "email", emails)
 
 
 def test_dropped_column_is_flagged_and_passes_once_acknowledged(
-    pytester: pytest.Pytester, initial: dict[str, str]
+    pytester: pytest.Pytester,
 ) -> None:
-    with project_in(pytester, revisions=initial) as project:
-        output, revision = migrate(project, USERS.replace(NAME, ""), "drop names")
+    with project_in(pytester) as project:
+        output, revision = migrate(project, USER.replace(NAME, ""), "drop names")
 
         assert "  - DATA LOSS: drop column users.name" in output
         assert "Likely rename" not in output
-        assert migration_tests(pytester)[0] != 0
+        assert migration_tests(pytester, project)[0] != 0
         revision.write_text(
             revision.read_text().replace(
                 '    # "drop column users.name",\n', '    "drop column users.name",\n'
             )
         )
         # The downgrade adds the column back to rows that have no value for it.
-        returncode, report = migration_tests(pytester)
+        returncode, report = migration_tests(pytester, project)
         assert returncode != 0
         assert "Downgrading from" in report, report
         revision.write_text(
@@ -177,51 +172,49 @@ def test_dropped_column_is_flagged_and_passes_once_acknowledged(
                 "nullable=False)", "nullable=False, server_default='')"
             )
         )
-        assert migration_tests(pytester)[0] == 0
+        assert migration_tests(pytester, project)[0] == 0
 
 
-def test_pure_addition_is_not_flagged(
-    pytester: pytest.Pytester, initial: dict[str, str]
-) -> None:
+def test_pure_addition_is_not_flagged(pytester: pytest.Pytester) -> None:
     bio = "    bio: Mapped[str | None] = mapped_column(sa.String(500))\n"
-    with project_in(pytester, revisions=initial) as project:
-        output, revision = migrate(project, USERS.replace(NAME, NAME + bio), "bios")
+    with project_in(pytester) as project:
+        output, revision = migrate(project, USER.replace(NAME, NAME + bio), "bios")
 
         assert "Warning" not in output
         assert "Likely rename" not in output
         script = revision.read_text()
         assert "DATA LOSS" not in script
         assert "ACKNOWLEDGED: list[str]" not in script
-        assert migration_tests(pytester)[0] == 0
+        assert migration_tests(pytester, project)[0] == 0
 
 
 def test_narrowing_a_type_is_flagged_and_widening_is_not(
-    pytester: pytest.Pytester, initial: dict[str, str]
+    pytester: pytest.Pytester,
 ) -> None:
-    with project_in(pytester, revisions=initial) as project:
-        shorter = USERS.replace("String(100)", "String(50)")
+    with project_in(pytester) as project:
+        shorter = USER.replace("String(100)", "String(50)")
         output, narrowing = migrate(project, shorter, "shorter names")
 
         assert (
             "  - DATA LOSS: change type of users.name from VARCHAR(length=100) to"
             " String(length=50)" in output
         )
-        assert migration_tests(pytester)[0] != 0
+        assert migration_tests(pytester, project)[0] != 0
         narrowing.unlink()
-        longer = USERS.replace("String(100)", "String(200)")
+        longer = USER.replace("String(100)", "String(200)")
 
         output, _ = migrate(project, longer, "longer names")
 
         assert "Warning" not in output
-        assert migration_tests(pytester)[0] == 0
+        assert migration_tests(pytester, project)[0] == 0
 
 
 def test_renamed_table_gets_the_rename_table_hint(
-    make_mini_project: Callable[..., MiniProject], initial: dict[str, str]
+    make_mini_project: Callable[..., MiniProject],
 ) -> None:
-    project = make_mini_project(models=USERS)
-    project.add_revisions(initial)
-    accounts = USERS.replace('__tablename__ = "users"', '__tablename__ = "accounts"')
+    project = make_mini_project(models=USER)
+    add_initial_revision(project)
+    accounts = USER.replace('__tablename__ = "users"', '__tablename__ = "accounts"')
 
     output, revision = migrate(project, accounts, "rename users to accounts")
 
@@ -237,7 +230,7 @@ HAND_WRITTEN = f'''\
 from alembic import op
 
 revision = "0dd0dd0dd0dd"
-down_revision = "{INITIAL}"
+down_revision = "{INITIAL_REVISION}"
 branch_labels = None
 depends_on = None
 
@@ -251,12 +244,12 @@ def downgrade() -> None:
 '''
 
 
-def test_hand_written_destruction_is_refused_too(
-    pytester: pytest.Pytester, initial: dict[str, str]
-) -> None:
+def test_hand_written_destruction_is_refused_too(pytester: pytest.Pytester) -> None:
     name = "2026_11_22_000000-0dd0dd0dd0dd_drop.py"
-    with project_in(pytester, revisions={**initial, name: HAND_WRITTEN}) as project:
-        returncode, report = migration_tests(pytester)
+    with project_in(
+        pytester, revisions={**initial_revision(), name: HAND_WRITTEN}
+    ) as project:
+        returncode, report = migration_tests(pytester, project)
 
         assert returncode != 0
         assert "0dd0dd0dd0dd_drop.py: 'drop table users' (DATA LOSS)" in report
@@ -267,4 +260,4 @@ def test_hand_written_destruction_is_refused_too(
                 'depends_on = None\nACKNOWLEDGED_DATA_LOSS = ["drop table users"]\n',
             )
         )
-        assert migration_tests(pytester, "acknowledged")[0] == 0
+        assert migration_tests(pytester, project, "acknowledged")[0] == 0

@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .miniproject import MiniProject
-from .rendered_parts import (
+from .generated_suite import (
     INITIAL_REVISION,
     NAME,
     USER,
     add_template_ruff_settings,
     with_users,
 )
+from .miniproject import MiniProject
 
 POSTS = """
 
