@@ -311,7 +311,7 @@ def test_package_name_refuses_every_name_the_generated_code_uses(
 
 
 def test_package_name_refuses_every_name_the_environment_installs(
-    project_env: Path,
+    project_env: Path, render: Callable[[str], Path]
 ) -> None:
     """The modules and distributions of the project's installed dependency
     tree (the project's distribution is named after the package, and a
@@ -335,6 +335,15 @@ def test_package_name_refuses_every_name_the_environment_installs(
     # A command named `my-app` is the package my_app's.
     normalized |= {
         path.name.replace("-", "_") for path in (project_env / "bin").iterdir()
+    }
+    # The rendered projects themselves (another test installs one, with its
+    # command, into this environment): a project's environment holds its own
+    # package, which is not a name taken from it.
+    normalized -= {
+        yaml.safe_load((render(name) / ".copier-answers.yml").read_text())[
+            "package_name"
+        ]
+        for name in ("defaults", "custom-names")
     }
     unrefused = sorted(name for name in normalized if not refused(name))
     assert not unrefused, (
