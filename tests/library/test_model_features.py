@@ -158,3 +158,50 @@ def test_types_an_engine_cannot_create_are_flagged_not_portable(
             assert len(texts) == 1 and flagged[name] in texts[0], (name, texts)
         else:
             assert texts == [], (name, texts)
+
+
+GENERATED = """
+class Person(Model):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    age: Mapped[int] = mapped_column(sa.Integer)
+    double_age: Mapped[{annotation}] = mapped_column(
+        sa.Integer, sa.Computed("age * 2")
+    )
+"""
+
+
+def test_a_not_null_generated_column_is_flagged_where_mariadb_refuses_it(
+    make_database: Callable[[str], str],
+    make_mini_project: Callable[..., MiniProject],
+) -> None:
+    """Found while testing computed columns: MariaDB refuses NOT NULL on a
+    generated column, so a MySQL project's review flags it (PostgreSQL's does
+    not); the nullable form, its advice, migrates there."""
+    column = sa.Column("double_age", sa.Integer, sa.Computed("age * 2"), nullable=False)
+    op = ops.AddColumnOp("people", column)
+    for engine, expected in (("mysql", 1), ("postgresql", 0), ("sqlite", 0)):
+        found = rules.findings(op, rules.Where(production_engine=engine))
+        named = [f for f in found if f.rule.name == "generated-not-null"]
+        assert len(named) == expected, (engine, found)
+
+    url = make_database("mysql")
+    for annotation, flagged in (("int", True), ("int | None", False)):
+        project = make_mini_project(
+            models=GENERATED.format(annotation=annotation),
+            database_url=url,
+            production_engine="mysql",
+        )
+        app = project.app()
+        revision = project.migrate(app, "people")
+        assert revision is not None
+        script = revision.read_text()
+        assert ("NOT NULL generated column people.double_age" in script) is flagged
+        if flagged:  # as the review says, MariaDB refuses it
+            with pytest.raises(sa.exc.DBAPIError, match=r"1064|syntax"):
+                project.upgrade(app)
+        else:
+            project.upgrade(app)
+            project.check(app)
+        project.close()

@@ -360,6 +360,22 @@ def _engine_only_types(op: Any, where: Where) -> Iterator[str]:
             )
 
 
+def _generated_not_null(op: Any, where: Where) -> Iterator[str]:
+    """MariaDB refuses NOT NULL on a generated column (a syntax error), which
+    PostgreSQL, MySQL and SQLite accept; a MySQL project may run on MariaDB."""
+    if where.production_engine != "mysql":
+        return
+    if isinstance(op, ops.CreateTableOp):
+        columns = [c for c in op.columns if isinstance(c, sa.Column)]
+    elif isinstance(op, ops.AddColumnOp):
+        columns = [op.column]
+    else:
+        return
+    for column in columns:
+        if column.computed is not None and not column.nullable:
+            yield f"NOT NULL generated column {op.table_name}.{column.name}"
+
+
 def _compiles(type_: sa.types.TypeEngine[Any], engine: str) -> bool:
     try:
         type_.compile(dialect=_ENGINES[engine])
@@ -602,6 +618,18 @@ RULES: list[Rule] = [
             "Use a type every engine has (sa.JSON for a list, sa.String(n) with a"
             " length), or give the column a form per engine:"
             ' sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql").'
+        ),
+    ),
+    Rule(
+        "generated-not-null",
+        NOT_PORTABLE,
+        "MariaDB refuses NOT NULL on a generated (Computed) column: `flask db"
+        " upgrade` fails there with a syntax error.",
+        _generated_not_null,
+        _words(
+            "Declare the column nullable in the model (Mapped[int | None], or"
+            " nullable=True) and run `flask db migrate` again: its expression"
+            " decides whether it is ever NULL."
         ),
     ),
     Rule(
