@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import sections  # noqa: E402
 from benchmarks.run import Bench, machine  # noqa: E402
 from tests.helpers import build_project_env, project_environ  # noqa: E402
 
@@ -326,11 +327,8 @@ def report(rows: dict[tuple[str, int], dict[str, float]], runs: int) -> str:
 
 
 def kept_section(path: Path) -> str:
-    """This benchmark's section of the report at ``path``, for run.py to keep."""
-    if not path.exists() or SECTION not in path.read_text():
-        return ""
-    after = path.read_text().partition(SECTION)[2]
-    return SECTION + after.split("\n## ", 1)[0].rstrip("\n") + "\n"
+    """This script's section of the report at ``path``, for run.py to keep."""
+    return sections.kept(path, SECTION)
 
 
 def replace_section(path: Path, section: str) -> None:

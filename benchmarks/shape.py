@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import sections  # noqa: E402
 from benchmarks.run import machine  # noqa: E402
 from tests.helpers import UV, project_environ  # noqa: E402
 
@@ -219,20 +220,12 @@ def load() -> str:
 
 def replace_section(document: str, section: str) -> str:
     """``document`` with this script's section replaced by ``section`` (or added)."""
-    if SECTION in document:
-        before, _, after = document.partition(SECTION)
-        rest = after.split("\n## ", 1)
-        tail = "\n## " + rest[1] if len(rest) == 2 else ""
-        return before + section + tail
-    return document.rstrip("\n") + "\n\n" + section
+    return sections.replace(document, SECTION, section)
 
 
 def kept_section(path: Path) -> str:
     """This script's section of the report at ``path``, for run.py to keep."""
-    if not path.exists() or SECTION not in path.read_text():
-        return ""
-    after = path.read_text().partition(SECTION)[2]
-    return SECTION + after.split("\n## ", 1)[0].rstrip("\n") + "\n"
+    return sections.kept(path, SECTION)
 
 
 def main() -> None:

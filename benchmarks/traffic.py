@@ -36,6 +36,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import sections  # noqa: E402
 from benchmarks.run import Bench, flask, machine  # noqa: E402
 from tests.helpers import build_project_env, project_environ  # noqa: E402
 from tests.servers import SERVERS, engine  # noqa: E402
@@ -233,21 +234,13 @@ def report(results: dict[str, dict[str, float]], rows: int) -> str:
 
 
 def replace_section(document: str, section: str) -> str:
-    """``document`` with its traffic section replaced by ``section`` (or added)."""
-    if SECTION in document:
-        before, _, after = document.partition(SECTION)
-        rest = after.split("\n## ", 1)
-        tail = "\n## " + rest[1] if len(rest) == 2 else ""
-        return before + section + tail
-    return document.rstrip("\n") + "\n\n" + section
+    """``document`` with this script's section replaced by ``section`` (or added)."""
+    return sections.replace(document, SECTION, section)
 
 
 def kept_section(path: Path) -> str:
-    """The traffic section of the report at ``path``, for run.py to keep."""
-    if not path.exists() or SECTION not in path.read_text():
-        return ""
-    after = path.read_text().partition(SECTION)[2]
-    return SECTION + after.split("\n## ", 1)[0].rstrip("\n") + "\n"
+    """This script's section of the report at ``path``, for run.py to keep."""
+    return sections.kept(path, SECTION)
 
 
 def main() -> None:
