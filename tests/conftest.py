@@ -127,3 +127,11 @@ def project_env(
     """
     pyprojects = [render(name) / "pyproject.toml" for name in ("defaults", "mysql")]
     return build_project_env(pyprojects, tmp_path_factory.getbasetemp().parent)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def engine_url(
+    request: pytest.FixtureRequest, make_database: Callable[[str], str]
+) -> str | None:
+    """None for the pytest plugin's own SQLite file, else a server database."""
+    return None if request.param == "sqlite" else make_database(request.param)

@@ -5,7 +5,7 @@ migration that only fails on a table with rows fails there, on every engine.
 The walk runs on a MiniProject with pytester (library/generated_suite.py),
 in-process, as the generated tests/test_migrations.py runs it."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -224,14 +224,6 @@ class Walk:
             WALK,
         )
         return int(result.ret), "\n".join(result.outlines + result.errlines)
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def engine_url(
-    request: pytest.FixtureRequest, make_database: Callable[[str], str]
-) -> str | None:
-    """None for the plugin's own SQLite file, else a server database."""
-    return None if request.param == "sqlite" else make_database(request.param)
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ earlier run proved with the same files; CI walks them all.
 The plugin runs on a MiniProject with pytester (library/generated_suite.py),
 in-process, on each engine; test_project.py runs a rendered project's own suite."""
 
-from collections.abc import Callable
-
 import pytest
 
 from .library.generated_suite import (
     INITIAL_REVISION,
     NO_OTHER_PLUGINS,
+    TEAM,
     USER,
     app_on,
     dispose,
@@ -24,13 +23,6 @@ from .library.generated_suite import (
 
 pytest_plugins = ["pytester"]
 
-TEAM = """
-class Team(Model):
-    __tablename__ = "teams"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
-"""
 TEAMS_REVISION = "7ea70000add5"
 ROWS = '''\
 """Realistic values for the migration tests."""
@@ -52,14 +44,6 @@ import os
 def test_the_run_stops_here(session_app: object) -> None:
     os._exit(3)  # no teardown: as a killed or crashed run
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def engine_url(
-    request: pytest.FixtureRequest, make_database: Callable[[str], str]
-) -> str | None:
-    """None for the plugin's own SQLite file, else a server database."""
-    return None if request.param == "sqlite" else make_database(request.param)
 
 
 def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(

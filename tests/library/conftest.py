@@ -89,3 +89,15 @@ def mini_project(make_mini_project: Callable[..., MiniProject]) -> MiniProject:
     """A project with one model (miniproject.USERS) and no revision yet; the
     app's database is a SQLite file in its folder."""
     return make_mini_project(models=USERS)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def database_url(
+    request: pytest.FixtureRequest,
+    make_database: Callable[[str], str],
+    tmp_path: Path,
+) -> str:
+    """An empty database of each engine (the servers' are dropped after)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'deployed.db'}"
+    return make_database(request.param)

@@ -67,6 +67,14 @@ class User(Model):
     )
 """
 USER = "\nfrom datetime import datetime\n" + USER_CLASS
+# A second model, for the tests that add a table to the history.
+TEAM = """
+class Team(Model):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+"""
 
 
 def initial_revision() -> dict[str, str]:

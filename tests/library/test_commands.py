@@ -11,21 +11,10 @@ from flask import Flask
 
 from .conftest import isolated
 from .miniproject import USERS, MiniProject
+from .test_baseline import files, refused
 
 FIRST, SECOND = "0f1rst000001", "0second00002"
 NAMES = USERS + "    name: Mapped[str | None] = mapped_column(sa.String(80))\n"
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def database_url(
-    request: pytest.FixtureRequest,
-    make_database: Callable[[str], str],
-    tmp_path: Path,
-) -> str:
-    """An empty database of each engine (the servers' are dropped after)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'deployed.db'}"
-    return make_database(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -213,16 +202,6 @@ def test_db_wait_reads_its_timeout_from_the_environment(
 # --- db-baseline -----------------------------------------------------------------
 
 
-def files(project: MiniProject) -> list[str]:
-    """The revision files in migrations/versions/ and migrations/squashed/."""
-    folder = project.migrations_dir
-    return sorted(
-        path.relative_to(folder).as_posix()
-        for name in ("versions", "squashed")
-        for path in (folder / name).rglob("*.py")
-    )
-
-
 def test_db_baseline_replaces_the_history_and_keeps_the_database(
     mini_project: MiniProject, tmp_path: Path, history: dict[str, str]
 ) -> None:
@@ -250,16 +229,6 @@ def test_db_baseline_replaces_the_history_and_keeps_the_database(
     mini_project.check(new)
 
 
-def refused(project: MiniProject, app: Flask, *args: str) -> str:
-    """Run `flask db-baseline` expecting a refusal; its message. Nothing written."""
-    before = files(project)
-    result = project.flask(app, "db-baseline", *args)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert files(project) == before
-    return " ".join(result.output.split())
-
-
 def test_db_baseline_refuses_a_revision_it_does_not_have(
     mini_project: MiniProject, history: dict[str, str]
 ) -> None:
@@ -268,15 +237,3 @@ def test_db_baseline_refuses_a_revision_it_does_not_have(
     message = refused(mini_project, app, "0123456789ab", "--skip-database-check")
 
     assert message.startswith("Error: No revision '0123456789ab'")
-
-
-def test_db_baseline_refuses_when_the_database_has_not_reached_the_revision(
-    mini_project: MiniProject, history: dict[str, str]
-) -> None:
-    app = two_revisions(mini_project, history)
-    mini_project.upgrade(app, FIRST)
-
-    message = refused(mini_project, app, SECOND)
-
-    assert f"is at {FIRST}, before {SECOND}" in message
-    assert f"flask db upgrade {SECOND}" in message

@@ -14,6 +14,7 @@ from .generated_suite import (
     HEAD_TEST,
     NAME,
     NO_CACHE,
+    TEAM,
     USER,
     add_initial_revision,
     run_in_process,
@@ -23,13 +24,6 @@ from .miniproject import MiniProject
 
 pytest_plugins = ["pytester"]
 
-TEAM = """
-class Team(Model):
-    __tablename__ = "teams"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
-"""
 BIO = "    bio: Mapped[str | None] = mapped_column(sa.String(500))\n"
 USER_WITH_BIO = USER.replace(NAME, NAME + BIO)
 

@@ -5,26 +5,13 @@ revision", on every engine. (`flask db-status` serving it with a warning:
 test_commands.py; the start script doing so: tests/test_deploy.py.)"""
 
 from collections.abc import Callable
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
 
 NEWER = "4b2e8d1c9a07"
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def database_url(
-    request: pytest.FixtureRequest,
-    make_database: Callable[[str], str],
-    tmp_path: Path,
-) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'deployed.db'}"
-    return make_database(request.param)
 
 
 def test_the_older_releases_migration_commands_explain_a_newer_database(
