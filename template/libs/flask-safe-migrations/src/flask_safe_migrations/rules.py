@@ -365,15 +365,9 @@ def _generated_not_null(op: Any, where: Where) -> Iterator[str]:
     PostgreSQL, MySQL and SQLite accept; a MySQL project may run on MariaDB."""
     if where.production_engine != "mysql":
         return
-    if isinstance(op, ops.CreateTableOp):
-        columns = [c for c in op.columns if isinstance(c, sa.Column)]
-    elif isinstance(op, ops.AddColumnOp):
-        columns = [op.column]
-    else:
-        return
-    for column in columns:
+    for table, column in _typed_columns(op):
         if column.computed is not None and not column.nullable:
-            yield f"NOT NULL generated column {op.table_name}.{column.name}"
+            yield f"NOT NULL generated column {table}.{column.name}"
 
 
 def _compiles(type_: sa.types.TypeEngine[Any], engine: str) -> bool:
