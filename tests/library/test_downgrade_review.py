@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from flask_safe_migrations import lint_sql
 
 from .conftest import isolated
 from .generated_suite import (
@@ -158,11 +160,30 @@ def test_the_migration_tests_fail_until_it_is_acknowledged_then_downgrade_it_emp
             " members.team_id" in flat
         ), report
 
-        path = project.versions_dir / history.name
-        text = path.read_text()
-        for finding in (DROPPED, READDED):
-            text = text.replace(f'    # "{finding}",\n', f'    "{finding}",\n')
-        path.write_text(text)
+        acknowledge(project, history, DROPPED, READDED)
         returncode, report = migration_tests(pytester, project)
     assert returncode == 0, report
     assert " failed" not in report, report
+
+
+def acknowledge(project: MiniProject, history: History, *findings: str) -> None:
+    path = project.versions_dir / history.name
+    text = path.read_text()
+    for finding in findings:
+        text = text.replace(f'    # "{finding}",\n', f'    "{finding}",\n')
+    path.write_text(text)
+
+
+def test_an_acknowledged_downgrade_finding_turns_no_squawk_rule_off(
+    pytester: pytest.Pytester, history: History
+) -> None:
+    """squawk lints what upgrade() runs (lint_sql.py): only the upgrade's
+    acknowledged findings turn their squawk rules off."""
+    with project_in(pytester, WITHOUT_TEAM_ID, history.files) as project:
+        acknowledge(project, history, READDED)
+        script = ScriptDirectory(str(project.migrations_dir))
+        assert lint_sql.acknowledged_rules(script.get_revision(DROP_REVISION)) == set()
+        acknowledge(project, history, DROPPED)
+        script = ScriptDirectory(str(project.migrations_dir))
+        revision = script.get_revision(DROP_REVISION)
+        assert lint_sql.acknowledged_rules(revision) == {"ban-drop-column"}
