@@ -224,7 +224,7 @@ def test_each_revision_runs_on_every_engine_without_losing_rows(
     assert applied[-1]["tables"] == 14  # coupons added, stock levels dropped
 
 
-DISTINCT_TITLES = '''\
+DISTINCT_TITLES = """\
 from typing import Any
 
 import sqlalchemy as sa
@@ -234,7 +234,7 @@ def sample_row(table: sa.Table, n: int) -> dict[str, Any] | None:
     if table.name == "products":
         return {"title": f"Product {n}"}
     return None
-'''
+"""
 
 
 def test_the_projects_migration_tests_accept_the_history(
