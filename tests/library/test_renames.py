@@ -16,9 +16,15 @@ FIRST = "a1b2c3d4e5f6"
 RENAME = "f6e5d4c3b2a1"
 
 
-def models(table: str = "users", email: str = "email", name: str = "name") -> str:
-    """users(id, email unique, name indexed, age with a CHECK, an index of
-    the user's own name) and orders.user_id referring to it."""
+def models(
+    table: str = "users",
+    email: str = "email",
+    name: str = "name",
+    user_id: str = "user_id",
+) -> str:
+    """users(id, email unique, name indexed, code a unique index, age with a
+    CHECK, an index of the user's own name) and orders.user_id referring to
+    it."""
     return f'''
 class User(Model):
     __tablename__ = "{table}"
@@ -30,6 +36,7 @@ class User(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     {email}: Mapped[str] = mapped_column(sa.String(255), unique=True)
     {name}: Mapped[str] = mapped_column(sa.String(100), index=True)
+    code: Mapped[str | None] = mapped_column(sa.String(20), unique=True, index=True)
     age: Mapped[int]
 
 
@@ -37,7 +44,7 @@ class Order(Model):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("{table}.id"))
+    {user_id}: Mapped[int] = mapped_column(sa.ForeignKey("{table}.id"))
 '''
 
 
@@ -81,8 +88,12 @@ def column_renames(table: str, old: tuple[str, str], new: tuple[str, str]) -> st
 
 
 COLUMN_RENAME = revision(
-    column_renames("users", ("email", "name"), ("mail", "full_name")),
-    column_renames("users", ("mail", "full_name"), ("email", "name")),
+    column_renames("users", ("email", "name"), ("mail", "full_name"))
+    + '\n    op.alter_column("orders", "user_id", new_column_name="account_id",'
+    " existing_type=sa.Integer(), existing_nullable=False)",
+    column_renames("users", ("mail", "full_name"), ("email", "name"))
+    + '\n    op.alter_column("orders", "account_id", new_column_name="user_id",'
+    " existing_type=sa.Integer(), existing_nullable=False)",
 )
 
 
@@ -150,6 +161,7 @@ def check_old_models(project: MiniProject) -> None:
 OLD_NAMES = {
     "uq_users_email",
     "ix_users_name",
+    "ix_users_code",
     "ck_users_age_not_negative",
     "fk_orders_user_id_users",
     "by_age",
@@ -178,6 +190,7 @@ def test_a_renamed_table_carries_its_names(
         {
             "uq_accounts_email",
             "ix_accounts_name",
+            "ix_accounts_code",
             "ck_accounts_age_not_negative",
             "fk_orders_user_id_accounts",
             "by_age",  # not the convention's: left alone
@@ -211,8 +224,9 @@ def test_a_renamed_column_carries_its_names(
         {
             "uq_users_mail",
             "ix_users_full_name",
+            "ix_users_code",
             "ck_users_age_not_negative",
-            "fk_orders_user_id_users",
+            "fk_orders_account_id_users",
             "by_age",
         },
         database_url,
@@ -222,7 +236,7 @@ def test_a_renamed_column_carries_its_names(
         (1, "ann@example.com", "Ann"),
         (2, "bob@example.com", "Bob"),
     ]
-    project.set_models(models(email="mail", name="full_name"))
+    project.set_models(models(email="mail", name="full_name", user_id="account_id"))
     project.check(project.app())
 
     project.downgrade(project.app(), FIRST)

@@ -235,13 +235,14 @@ def _names_to_carry(
         else:
             referred_old_columns = referred_columns
         own_columns = [old(c) for c in columns] if owner == table else columns
-        new = _follow(
-            convention,
-            kind,
-            name,
-            before=(owner_old, own_columns, referred_old, referred_old_columns),
-            after=(owner, columns, referred, referred_columns),
-        )
+        before = (owner_old, own_columns, referred_old, referred_old_columns)
+        after = (owner, columns, referred, referred_columns)
+        # MySQL reports a unique index (Index(unique=True), which the
+        # convention's "ix" names) among the unique constraints too.
+        for kind in ("uq", "ix") if kind in ("uq", "ix") else (kind,):
+            new = _follow(convention, kind, name, before, after)
+            if new is not None:
+                break
         if new is not None and new != name:
             details = {"columns": columns, **details}
             carried.append(_Carried(kind, owner, name, new, details))
@@ -423,7 +424,9 @@ def _rename_mysql(
             )
             operations.create_check_constraint(
                 operations.f(each.new),
-                each.table, each.details["sqltext"], schema=schema
+                each.table,
+                each.details["sqltext"],
+                schema=schema,
             )
         elif each.kind == "fk":
             _readd_mysql_foreign_key(operations, schema, each)
