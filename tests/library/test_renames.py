@@ -7,6 +7,7 @@ models is clean. A name that does not follow the convention is left alone."""
 
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 
 from ..servers import engine as server_engine
@@ -51,6 +52,7 @@ class Order(Model):
 def revision(upgrade: str, downgrade: str) -> str:
     return f'''"""rename"""
 
+import pytest
 import sqlalchemy as sa
 from alembic import op
 
@@ -246,3 +248,27 @@ def test_a_renamed_column_carries_its_names(
         (2, "bob@example.com", "Bob"),
     ]
     check_old_models(project)
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_offline_sql_says_the_names_are_not_carried(
+    make_mini_project: Callable[..., MiniProject],
+    make_database: Callable[[str], str],
+    server: str,
+) -> None:
+    """`flask db upgrade --sql` has no database to read the names from: the
+    SQL says so next to the rename (SQLite has no --sql at all)."""
+    project = make_mini_project(database_url=make_database(server))
+    project.autogenerate(models(), "users and orders", rev_id=FIRST)
+    (project.versions_dir / f"{RENAME}_rename.py").write_text(TABLE_RENAME)
+
+    result = project.flask(project.app(), "db", "upgrade", "--sql")
+
+    assert result.exit_code == 0, result.output
+    rename, comment = result.stdout.split("RENAME TO accounts", 1)
+    assert rename.rstrip().endswith("ALTER TABLE users")
+    assert (
+        "-- flask-safe-migrations: the table users -> accounts rename does not"
+        " rename the constraints, indexes and sequences named after the old name"
+        " in --sql output"
+    ) in comment

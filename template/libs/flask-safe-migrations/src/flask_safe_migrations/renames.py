@@ -35,7 +35,8 @@ database to read the names from: the SQL carries a comment saying so.
 """
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,13 @@ _TOKEN = "\x00"
 _WRAPPED = "_flask_safe_migrations_renames_wrapped"
 
 _Implementation = Callable[[Operations, Any], None]
+# MetaData.naming_convention: kind -> template (or a callable).
+_Convention = Mapping[Any, Any]
+
+# The renames of each open batch block, carried when it ends.
+_PENDING: "weakref.WeakKeyDictionary[BatchOperationsImpl, list[_Rename]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,7 @@ def _carry_names(operations: Operations, rename: _Rename) -> None:
         )
 
 
-def _convention(operations: Operations) -> Mapping[Any, str]:
+def _convention(operations: Operations) -> _Convention:
     metadata = operations.migration_context.opts.get("target_metadata")
     if isinstance(metadata, (list, tuple)):
         metadata = metadata[0] if metadata else None
@@ -191,18 +199,18 @@ def _after_batch(batch: BatchOperationsImpl, rename: _Rename) -> None:
     """Carry the names once the batch block has applied its operations (at
     its end, in BatchOperationsImpl.flush, which Alembic calls on leaving the
     block; there is no hook after it, so this batch's flush is wrapped)."""
-    pending: list[_Rename] | None = getattr(batch, "_renames_pending", None)
+    pending = _PENDING.get(batch)
     if pending is None:
-        pending = []
-        setattr(batch, "_renames_pending", pending)
+        pending = _PENDING[batch] = []
         flush = batch.flush
 
         def flush_then_carry() -> None:
             flush()
-            for each in pending:
+            for each in _PENDING.pop(batch, []):
                 _carry_names(batch.operations, each)
 
-        setattr(batch, "flush", flush_then_carry)
+        # setattr: mypy refuses an assignment to a method.
+        setattr(batch, "flush", flush_then_carry)  # noqa: B010
     pending.append(rename)
 
 
@@ -210,7 +218,7 @@ def _after_batch(batch: BatchOperationsImpl, rename: _Rename) -> None:
 
 
 def _names_to_carry(
-    bind: sa.Connection, convention: Mapping[Any, str], rename: _Rename
+    bind: sa.Connection, convention: _Convention, rename: _Rename
 ) -> list[_Carried]:
     inspector = sa.inspect(bind)
     table, schema = rename.new_table, rename.schema
@@ -220,13 +228,14 @@ def _names_to_carry(
     def add(
         kind: str,
         name: str | None,
-        columns: list[str],
+        reported: Sequence[str | None],
         owner: str = table,
         owner_old: str = rename.table,
         **details: Any,
     ) -> None:
-        if not name or None in columns:
+        if not name or None in reported:
             return  # unnamed, or an expression index: nothing to follow
+        columns = [str(c) for c in reported]
         referred = details.get("referred_table")
         referred_old = rename.table if referred == rename.new_table else referred
         referred_columns = details.get("referred_columns", [])
@@ -239,9 +248,10 @@ def _names_to_carry(
         after = (owner, columns, referred, referred_columns)
         # MySQL reports a unique index (Index(unique=True), which the
         # convention's "ix" names) among the unique constraints too.
-        for kind in ("uq", "ix") if kind in ("uq", "ix") else (kind,):
-            new = _follow(convention, kind, name, before, after)
+        for each in ("uq", "ix") if kind in ("uq", "ix") else (kind,):
+            new = _follow(convention, each, name, before, after)
             if new is not None:
+                kind = each
                 break
         if new is not None and new != name:
             details = {"columns": columns, **details}
@@ -259,7 +269,7 @@ def _names_to_carry(
         add(
             "ix",
             index["name"],
-            list(index["column_names"]),
+            index["column_names"],
             unique=index["unique"],
             dialect_options=index.get("dialect_options", {}),
         )
@@ -287,7 +297,7 @@ def _names_to_carry(
 
 
 def _follow(
-    convention: Mapping[Any, str],
+    convention: _Convention,
     kind: str,
     name: str,
     before: tuple[str, list[str], str | None, list[str]],
@@ -314,7 +324,7 @@ def _follow(
 
 
 def _name(
-    convention: Mapping[Any, str],
+    convention: _Convention,
     kind: str,
     table: str,
     columns: list[str],
@@ -490,7 +500,11 @@ def _rename_sqlite(
         reflected = sa.Table(
             table, sa.MetaData(), schema=schema, autoload_with=operations.get_bind()
         )
-        for item in [*reflected.constraints, *reflected.indexes]:
+        items: list[sa.Constraint | sa.Index] = [
+            *reflected.constraints,
+            *reflected.indexes,
+        ]
+        for item in items:
             if isinstance(item.name, str) and item.name in names:
                 item.name = sa.sql.elements.conv(names[item.name])
         with operations.batch_alter_table(
