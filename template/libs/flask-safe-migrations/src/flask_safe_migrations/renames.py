@@ -168,22 +168,18 @@ def _carry_names(operations: Operations, rename: _Rename) -> None:
         log.warning(message)
         context.impl.static_output(f"-- {message}")
         return
-    carried = _names_to_carry(operations.get_bind(), convention, rename)
-    if not carried:
-        return
-    dialect = context.dialect.name
-    if dialect == "postgresql":
-        _rename_postgresql(operations, rename.schema, carried)
-    elif dialect in ("mysql", "mariadb"):
-        _rename_mysql(operations, rename.schema, carried)
-    elif dialect == "sqlite":
-        _rename_sqlite(operations, rename.schema, carried)
-    else:
+    renamer = _RENAMERS.get(context.dialect.name)
+    if renamer is None:  # an engine this module does not know: Alembic's alone
         log.warning(
-            "Names after the convention not carried by the %s rename on %s.",
+            "The %s rename leaves the names of constraints and indexes as they"
+            " are on %s.",
             rename.describe(),
-            dialect,
+            context.dialect.name,
         )
+        return
+    carried = _names_to_carry(operations.get_bind(), convention, rename)
+    if carried:
+        renamer(operations, rename.schema, carried)
 
 
 def _convention(operations: Operations) -> _Convention:
@@ -495,10 +491,16 @@ def _rename_sqlite(
     """Rebuild each table whose names change (Alembic's batch move and copy),
     from its reflected definition with the new names: SQLite keeps the names
     of constraints in the table's SQL and has no ALTER INDEX."""
+    impl = operations.migration_context.impl
     for table in dict.fromkeys(each.table for each in carried):
         names = {each.old: each.new for each in carried if each.table == table}
         reflected = sa.Table(
-            table, sa.MetaData(), schema=schema, autoload_with=operations.get_bind()
+            table,
+            sa.MetaData(),
+            schema=schema,
+            autoload_with=operations.get_bind(),
+            # As batch mode reflects a table (BatchOperationsImpl).
+            listeners=[("column_reflect", impl.autogen_column_reflect)],
         )
         items: list[sa.Constraint | sa.Index] = [
             *reflected.constraints,
@@ -511,3 +513,11 @@ def _rename_sqlite(
             table, schema=schema, copy_from=reflected, recreate="always"
         ):
             pass
+
+
+_RENAMERS: dict[str, Callable[[Operations, str | None, list[_Carried]], None]] = {
+    "postgresql": _rename_postgresql,
+    "mysql": _rename_mysql,
+    "mariadb": _rename_mysql,
+    "sqlite": _rename_sqlite,
+}
