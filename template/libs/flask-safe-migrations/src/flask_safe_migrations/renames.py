@@ -34,6 +34,7 @@ applies its operations there). With `flask db upgrade --sql` there is no
 database to read the names from: the SQL carries a comment saying so.
 """
 
+import copy
 import logging
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.operations import Operations, ops
 from alembic.operations.batch import BatchOperationsImpl
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import InvalidRequestError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ _Implementation = Callable[[Operations, Any], None]
 # MetaData.naming_convention: kind -> template (or a callable).
 _Convention = Mapping[Any, Any]
 
+# The names carried while a migration context runs: (schema, table, old) -> new.
+_Carry = dict[tuple[str | None, str, str], str]
+_CARRIED: "weakref.WeakKeyDictionary[MigrationContext, _Carry]" = (
+    weakref.WeakKeyDictionary()
+)
 # The renames of each open batch block, carried when it ends.
 _PENDING: "weakref.WeakKeyDictionary[BatchOperationsImpl, list[_Rename]]" = (
     weakref.WeakKeyDictionary()
@@ -103,32 +110,34 @@ class _Carried:
 def install() -> None:
     """Put the carrying of names behind Alembic's rename_table and
     alter_column (op and batch_op), behind whatever is installed already
-    (guards.py's alter_column)."""
-    for operation, after in (
-        (ops.RenameTableOp, _table_renamed),
-        (ops.AlterColumnOp, _column_renamed),
-    ):
-        # Operations has no public getter for an implementation: its
-        # dispatcher is what Operations.invoke itself asks.
-        previous: _Implementation = Operations._to_impl.dispatch(operation)
-        previous = getattr(previous, _WRAPPED, previous)
-        Operations.implementation_for(operation, replace=True)(
-            _wrapped(previous, after)
-        )
+    (guards.py's alter_column); and the redirection of a drop in front of
+    drop_constraint and drop_index."""
+    _wrap(ops.RenameTableOp, after=_table_renamed)
+    _wrap(ops.AlterColumnOp, after=_column_renamed)
+    _wrap(ops.DropConstraintOp, before=_redirect_drop)
+    _wrap(ops.DropIndexOp, before=_redirect_drop)
 
 
-def _wrapped(
-    previous: _Implementation,
-    after: Callable[[Any], _Rename | None],
-) -> _Implementation:
+def _wrap(
+    operation_class: type[ops.MigrateOperation],
+    before: Callable[[Operations, Any], Any] | None = None,
+    after: Callable[[Any], _Rename | None] | None = None,
+) -> None:
+    # Operations has no public getter for an implementation: its dispatcher
+    # is what Operations.invoke itself asks.
+    previous: _Implementation = Operations._to_impl.dispatch(operation_class)
+    previous = getattr(previous, _WRAPPED, previous)
+
     def implementation(operations: Operations, operation: Any) -> None:
+        if before is not None:
+            operation = before(operations, operation)
         previous(operations, operation)
-        rename = after(operation)
+        rename = after(operation) if after is not None else None
         if rename is not None:
             _carry_names(operations, rename)
 
     setattr(implementation, _WRAPPED, previous)
-    return implementation
+    Operations.implementation_for(operation_class, replace=True)(implementation)
 
 
 def _table_renamed(operation: ops.RenameTableOp) -> _Rename | None:
@@ -180,6 +189,59 @@ def _carry_names(operations: Operations, rename: _Rename) -> None:
     carried = _names_to_carry(operations.get_bind(), convention, rename)
     if carried:
         renamer(operations, rename.schema, carried)
+        _CARRIED.setdefault(context, {}).update(
+            {(rename.schema, each.table, each.old): each.new for each in carried}
+        )
+
+
+def _redirect_drop(operations: Operations, operation: Any) -> Any:
+    """A drop, later in the revision, of a name a rename has just carried:
+    the drop of the name it has now, if the old one is gone.
+
+    Revisions written before renames carried names (the review's rename hint
+    among them) rename the column and then drop the old convention name and
+    create the new one themselves; a database built from them now would have
+    no old name to drop. The drop takes the carried one, and the create that
+    follows makes it again.
+    """
+    context = operations.migration_context
+    carried = _CARRIED.get(context)
+    if not carried or context.as_sql:
+        return operation
+    dropping_index = isinstance(operation, ops.DropIndexOp)
+    name = operation.index_name if dropping_index else operation.constraint_name
+    schema, table = operation.schema, operation.table_name
+    found = [
+        (owner, new)
+        for (in_schema, owner, old), new in carried.items()
+        if in_schema == schema and old == name and table in (None, owner)
+    ]
+    if len(found) != 1:
+        return operation
+    owner, new = found[0]
+    if name in _names_on(operations.get_bind(), owner, schema):
+        return operation  # made again since: the drop means it
+    log.info("Dropping %s, the name %s was renamed to.", new, name)
+    redirected = copy.copy(operation)
+    if dropping_index:
+        redirected.index_name = operations.f(new)
+    else:
+        redirected.constraint_name = operations.f(new)
+    return redirected
+
+
+def _names_on(bind: sa.Connection, table: str, schema: str | None) -> set[str]:
+    """The names of ``table``'s constraints and indexes."""
+    inspector = sa.inspect(bind)
+    pk = inspector.get_pk_constraint(table, schema=schema)
+    found = {
+        pk.get("name"),
+        *(c["name"] for c in inspector.get_unique_constraints(table, schema=schema)),
+        *(i["name"] for i in inspector.get_indexes(table, schema=schema)),
+        *(c["name"] for c in inspector.get_check_constraints(table, schema=schema)),
+        *(f["name"] for f in inspector.get_foreign_keys(table, schema=schema)),
+    }
+    return {name for name in found if name}
 
 
 def _convention(operations: Operations) -> _Convention:
