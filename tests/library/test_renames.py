@@ -272,3 +272,59 @@ def test_offline_sql_says_the_names_are_not_carried(
         " rename the constraints, indexes and sequences named after the old name"
         " in --sql output"
     ) in comment
+
+
+# As revisions were written before renames carried names (the review's rename
+# hint among them): the rename, then the old name dropped and the new made.
+HANDMADE = revision(
+    """    with op.batch_alter_table("users") as batch_op:
+        batch_op.alter_column("email", new_column_name="mail",
+                              existing_type=sa.String(255), existing_nullable=False)
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_users_email"), type_="unique")
+        batch_op.create_unique_constraint(batch_op.f("uq_users_mail"), ["mail"])""",
+    """    with op.batch_alter_table("users") as batch_op:
+        batch_op.alter_column("mail", new_column_name="email",
+                              existing_type=sa.String(255), existing_nullable=False)
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_users_mail"), type_="unique")
+        batch_op.create_unique_constraint(batch_op.f("uq_users_email"), ["email"])""",
+)
+
+
+def test_a_revision_that_renamed_the_names_itself_still_runs(
+    make_mini_project: Callable[..., MiniProject], database_url: str
+) -> None:
+    project = renamed_project(make_mini_project, database_url, HANDMADE)
+
+    project.upgrade(project.app())
+    assert "uq_users_mail" in names(project, "users")
+    assert rows(project, "SELECT count(*) FROM users") == [(2,)]
+    project.set_models(models(email="mail"))
+    project.check(project.app())
+
+    project.downgrade(project.app(), FIRST)
+    assert names(project, "users") == expected(OLD_NAMES, database_url, "users")
+    check_old_models(project)
+
+
+def test_the_review_rename_hint_leaves_the_carried_names_to_the_rename(
+    make_mini_project: Callable[..., MiniProject],
+) -> None:
+    """Autogenerate drops uq_users_email and ix_users_name and makes
+    uq_users_mail and ix_users_full_name; the rename the review suggests
+    carries them, so its code leaves them out."""
+    project = make_mini_project()
+    project.autogenerate(models(), "users and orders", rev_id=FIRST)
+    project.set_models(models(email="mail", name="full_name"))
+    app = project.app(SQLALCHEMY_DATABASE_URI=project.development_url)
+
+    written = project.migrate(app, "rename email and name")
+
+    assert written is not None
+    hint = written.read_text().split("LIKELY RENAME in users", 1)[1]
+    hint = hint.split("FAILS WITH ROWS", 1)[0]  # up to the next finding
+    assert "new_column_name='mail'" in hint
+    assert "new_column_name='full_name'" in hint
+    for name in ("uq_users_email", "uq_users_mail", "ix_users_name"):
+        assert name not in hint, hint

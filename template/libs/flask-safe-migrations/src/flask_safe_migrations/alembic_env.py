@@ -130,7 +130,9 @@ class _Environment:
             log.info("No changes in the models; no revision written.")
             return
         rendering.arrange(script, self.db.metadata)
-        found = review.review(script, self.project.production_engine)
+        found = review.review(
+            script, self.project.production_engine, self.db.metadata.naming_convention
+        )
         config.attributes["review_findings"] = found.acknowledgements()
         for line in found.report():
             click.secho(line, fg="yellow", err=True)

@@ -154,6 +154,55 @@ def _column_renamed(operation: ops.AlterColumnOp) -> _Rename | None:
     return _Rename(table, table, operation.schema, {operation.column_name: new})
 
 
+def carried_by(
+    convention: _Convention,
+    table: str,
+    renamed: Mapping[str, str],
+    operations: Sequence[Any],
+) -> set[int]:
+    """The ids of the pairs, in autogenerate's ``operations`` on ``table``, of
+    a dropped unique constraint or index and the one created in its place
+    whose name renaming the columns (``renamed``: old -> new) carries anyway
+    (the review's rename hint leaves them out)."""
+    if not convention:
+        return set()
+    new_to_old = {new: old for old, new in renamed.items()}
+    dropped: dict[str, Any] = {}
+    for op in operations:
+        if isinstance(op, ops.DropIndexOp) and op.index_name:
+            dropped[str(op.index_name)] = op
+        elif isinstance(op, ops.DropConstraintOp) and op.constraint_name:
+            dropped[str(op.constraint_name)] = op
+    pairs: set[int] = set()
+    for op in operations:
+        columns: list[str | None]
+        if isinstance(op, ops.CreateUniqueConstraintOp):
+            kind, name, columns = "uq", op.constraint_name, list(op.columns)
+        elif isinstance(op, ops.CreateIndexOp):
+            kind, name = "ix", op.index_name
+            columns = [
+                c if isinstance(c, str) else getattr(c, "name", None)
+                for c in op.columns
+            ]
+        else:
+            continue
+        if not name or None in columns:
+            continue  # unnamed, or an expression index
+        after = [str(c) for c in columns]
+        before = [new_to_old.get(c, c) for c in after]
+        for old_name, drop in dropped.items():
+            carried = _follow(
+                convention,
+                kind,
+                old_name,
+                (table, before, None, []),
+                (table, after, None, []),
+            )
+            if carried == name and carried != old_name:
+                pairs |= {id(op), id(drop)}
+    return pairs
+
+
 def _carry_names(operations: Operations, rename: _Rename) -> None:
     convention = _convention(operations)
     if not convention:
