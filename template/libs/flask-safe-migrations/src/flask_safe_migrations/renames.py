@@ -268,8 +268,11 @@ def _redirect_drop(operations: Operations, operation: Any) -> Any:
     if len(found) != 1:
         return operation
     owner, new = found[0]
-    if name in _names_on(operations.get_bind(), owner, schema):
-        return operation  # made again since: the drop means it
+    try:
+        if name in _names_on(operations.get_bind(), owner, schema):
+            return operation  # made again since: the drop means it
+    except sa.exc.NoSuchTableError:
+        return operation  # the table is gone: Alembic's drop says so
     log.info("Dropping %s, the name %s was renamed to.", new, name)
     redirected = copy.copy(operation)
     if dropping_index:
