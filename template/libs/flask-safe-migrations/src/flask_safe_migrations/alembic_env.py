@@ -21,6 +21,8 @@ Compared with the env.py that `flask db init` writes, it:
   and suggests the rename that keeps the data; refuses a model module that
   nothing imports (model_modules.py);
 - refuses, alike on every engine, what the rows in a table forbid (guards.py);
+- renames, with a table or column, the constraints, indexes and sequences
+  named after it by the naming convention (renames.py);
 - writes revisions that run on every engine, whichever one autogenerate ran on
   (rendering.py), and compares server defaults by meaning (comparison.py);
 - keeps the loggers configured before it ran, honours a connection handed in
@@ -55,6 +57,7 @@ from . import (
     model_modules,
     offline,
     project,
+    renames,
     rendering,
     review,
     settings,
@@ -80,6 +83,7 @@ class _Environment:
             # logger that the app (or pytest) set up before the migration ran.
             fileConfig(config.config_file_name, disable_existing_loggers=False)
         guards.install()
+        renames.install()  # after guards: it wraps what they installed
         self.migrate = current_app.extensions["migrate"]
         self.db = self.migrate.db
         # The project: the folder of the app's migrations folder, not of the
@@ -126,7 +130,9 @@ class _Environment:
             log.info("No changes in the models; no revision written.")
             return
         rendering.arrange(script, self.db.metadata)
-        found = review.review(script, self.project.production_engine)
+        found = review.review(
+            script, self.project.production_engine, self.db.metadata.naming_convention
+        )
         config.attributes["review_findings"] = found.acknowledgements()
         for line in found.report():
             click.secho(line, fg="yellow", err=True)

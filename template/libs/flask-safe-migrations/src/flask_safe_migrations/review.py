@@ -18,7 +18,7 @@ downgrade, and the same ACKNOWLEDGED list accepts them.
 import ast
 import logging
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrationScript, ops
 
+from .renames import carried_by
 from .rules import BREAKS_RUNNING_RELEASE, Finding, Where, code, findings
 
 # What a revision lists to accept a finding, in the words the finding uses.
@@ -93,9 +94,15 @@ class Review:
         return lines
 
 
-def review(script: MigrationScript, production_engine: str) -> Review:
+def review(
+    script: MigrationScript,
+    production_engine: str,
+    naming_convention: Mapping[Any, Any] | None = None,
+) -> Review:
     """Mark findings and likely renames in ``script``'s operations, in place,
-    for a project that runs ``production_engine`` in production."""
+    for a project that runs ``production_engine`` in production (and names
+    its constraints and indexes by ``naming_convention``)."""
+    convention = naming_convention or {}
     result = Review()
     for in_downgrade, containers in (
         (False, script.upgrade_ops_list),
@@ -112,9 +119,9 @@ def review(script: MigrationScript, production_engine: str) -> Review:
             _review_container(container, where, result)
     # The downgrade gets the reverse rename, so that it keeps the data too.
     for upgrade_ops in script.upgrade_ops_list:
-        _hint_renames(upgrade_ops, result, in_upgrade=True)
+        _hint_renames(upgrade_ops, result, convention, in_upgrade=True)
     for downgrade_ops in script.downgrade_ops_list:
-        _hint_renames(downgrade_ops, result, in_upgrade=False)
+        _hint_renames(downgrade_ops, result, convention, in_upgrade=False)
     return result
 
 
@@ -180,10 +187,15 @@ def _hushed() -> Iterator[None]:
         announcer.setLevel(level)
 
 
-def _hint_renames(container: ops.OpContainer, result: Review, in_upgrade: bool) -> None:
+def _hint_renames(
+    container: ops.OpContainer,
+    result: Review,
+    convention: Mapping[Any, Any],
+    in_upgrade: bool,
+) -> None:
     for op in container.ops:
         if isinstance(op, ops.ModifyTableOps):
-            _hint_column_renames(op, result, in_upgrade)
+            _hint_column_renames(op, result, convention, in_upgrade)
     for old, new in _table_renames(container.ops):
         rename = f"op.rename_table({old.table_name!r}, {new.table_name!r})"
         if in_upgrade:
@@ -207,12 +219,16 @@ def _hint_renames(container: ops.OpContainer, result: Review, in_upgrade: bool) 
 
 
 def _hint_column_renames(
-    container: ops.ModifyTableOps, result: Review, in_upgrade: bool
+    container: ops.ModifyTableOps,
+    result: Review,
+    convention: Mapping[Any, Any],
+    in_upgrade: bool,
 ) -> None:
     """Suggest the rename for a dropped-and-added column: the whole batch block,
     rewritten, because the rename needs a block of its own. In the same block,
     SQLite's rebuild would silently leave out a constraint or index that the
-    block creates on the renamed column."""
+    block creates on the renamed column. The unique constraints and indexes
+    whose convention names the rename carries (renames.py) are left out."""
     pairs = list(_column_renames(container.ops))
     if not pairs:
         return
@@ -231,10 +247,16 @@ def _hint_column_renames(
                 existing_server_default=column.server_default,
             )
         )
+    carried = carried_by(
+        convention,
+        table,
+        {dropped.column_name: added.column.name for dropped, added in pairs},
+        container.ops,
+    )
     rest = [
         op
         for op in container.ops
-        if id(op) not in paired and not isinstance(op, Comment)
+        if id(op) not in paired | carried and not isinstance(op, Comment)
     ]
     blocks = [ops.ModifyTableOps(table, renames, schema=container.schema)]
     if rest:
