@@ -193,6 +193,7 @@ class _Environment:
             sqlite.foreign_keys_off(connection),  # before any transaction begins
             locking.migration_lock(connection, lock_name),
             rendering.cycles_expected(),
+            comparison.expression_indexes_compared(),
         ):
             context.configure(
                 connection=connection, target_metadata=metadata, **options

@@ -70,6 +70,13 @@ def render_server_default(default: Any, autogen_context: AutogenContext) -> str 
         return f"{prefix}true()"
     if isinstance(value, elements.False_):
         return f"{prefix}false()"
+    if isinstance(value, functions.next_value):
+        # A sequence's next value as the sequence, not as the nextval('s')
+        # that PostgreSQL spells it: MariaDB spells it nextval(s), and SQLite,
+        # which has no sequences, cannot compile it (the review flags it).
+        sequence = value.sequence
+        schema = f", schema={sequence.schema!r}" if sequence.schema else ""
+        return f"{prefix}Sequence({sequence.name!r}{schema}).next_value()"
     if isinstance(value, functions.FunctionElement) and _no_arguments(value):
         return f"{prefix}func.{value.name}()"
     if isinstance(value, str):  # a literal value, not SQL
