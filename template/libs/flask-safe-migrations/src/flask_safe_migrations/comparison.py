@@ -335,7 +335,9 @@ def _execute(autogen_context: AutogenContext, ddl: str) -> str:
 
 @renderers.dispatch_for(CreateSchemaOp)
 def _render_create_schema(autogen_context: AutogenContext, op: CreateSchemaOp) -> str:
-    return _execute(autogen_context, f"CreateSchema({op.name!r})")
+    # IF NOT EXISTS: a database built another way (create_all, a restored
+    # dump) may have the schema already.
+    return _execute(autogen_context, f"CreateSchema({op.name!r}, if_not_exists=True)")
 
 
 @renderers.dispatch_for(DropSchemaOp)

@@ -10,7 +10,8 @@ MariaDB refuses (an index before the foreign key that needs it). env.py wires
 the two hooks here into Alembic:
 
 - render_item: server defaults and types written as SQLAlchemy expressions that
-  each engine compiles for itself;
+  each engine compiles for itself (after the project's own render_item, if it
+  has one: chain_render_item());
 - arrange(): the operations of a new revision put in an order every engine
   accepts, before review and rendering.
 
@@ -24,7 +25,7 @@ import inspect
 import re
 import textwrap
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -53,6 +54,26 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     if type_ == "type" and isinstance(obj, sa.types.TypeEngine):
         return render_type(obj, autogen_context)
     return False
+
+
+RenderItem = Callable[[str, Any, AutogenContext], "str | bool"]
+
+
+def chain_render_item(user: RenderItem | None) -> RenderItem:
+    """The project's own render_item (CONFIGURE_OPTIONS of its
+    migration_settings.py, or Migrate()'s options) first, and this module's
+    for what it leaves (returns False for): a project's hook adds to the
+    library's portable rendering instead of turning it off."""
+    if user is None or user is render_item:
+        return render_item
+
+    def chained(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+        rendered = user(type_, obj, autogen_context)
+        if rendered is False:
+            return render_item(type_, obj, autogen_context)
+        return rendered
+
+    return chained
 
 
 def render_server_default(default: Any, autogen_context: AutogenContext) -> str | bool:
