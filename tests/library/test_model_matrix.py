@@ -283,13 +283,19 @@ class Engine:
     name: str
     database: str
     production_engine: str
+    title: str  # the doc table's heading
 
 
 ENGINES = [
-    Engine("sqlite", "sqlite", "sqlite"),
-    Engine("postgresql", "postgresql", "postgresql"),
-    Engine("mysql", "mysql", "mysql"),
-    Engine("sqlite, production postgresql", "sqlite", "postgresql"),
+    Engine("sqlite", "sqlite", "sqlite", "SQLite"),
+    Engine("postgresql", "postgresql", "postgresql", "PostgreSQL"),
+    Engine("mysql", "mysql", "mysql", "MariaDB (production mysql)"),
+    Engine(
+        "sqlite, production postgresql",
+        "sqlite",
+        "postgresql",
+        "SQLite (production postgresql)",
+    ),
 ]
 
 
@@ -454,3 +460,37 @@ def _rows(app: Flask, feature: Feature) -> None:
             pytest.raises(sa.exc.DBAPIError),
         ):
             connection.execute(sa.text(feature.refused))
+
+
+# --- The documented matrix --------------------------------------------------
+
+BEGIN = "<!-- matrix: generated from tests/library/test_model_matrix.py -->"
+END = "<!-- end of matrix -->"
+
+
+def matrix_table() -> str:
+    """CELLS as the Markdown table of docs/model-features.md."""
+    rows = [
+        "| Feature | " + " | ".join(e.title for e in ENGINES) + " |",
+        "|---" * (len(ENGINES) + 1) + "|",
+    ]
+    for feature in FEATURES:
+        cells = " | ".join(o.text() for o in CELLS[feature.name])
+        rows.append(f"| {feature.name} | {cells} |")
+    return "\n".join(rows)
+
+
+def test_the_documented_matrix_is_the_tested_one() -> None:
+    """docs/model-features.md's table is CELLS: regenerate it with
+    `uv run python -m tests.library.test_model_matrix` after changing them."""
+    text = DOC.read_text()
+    documented = text.partition(BEGIN)[2].partition(END)[0].strip()
+    assert documented == matrix_table(), (
+        f"{DOC.name} is out of date; its table between the markers should be:"
+        f"\n\n{matrix_table()}"
+    )
+    assert set(CELLS) == {f.name for f in FEATURES}
+
+
+if __name__ == "__main__":
+    print(matrix_table())
