@@ -184,7 +184,11 @@ def _compare_schemas_and_sequences(
     inspector = autogen_context.inspector
     if dialect is None:
         return PriorityDispatchResult.CONTINUE
-    tables = list(autogen_context.sorted_tables)
+    tables = [  # the models' tables that autogenerate compares
+        table
+        for table in autogen_context.sorted_tables
+        if autogen_context.run_object_filters(table, table.name, "table", False, None)
+    ]
     created: list[ops.MigrateOperation] = []
     # PostgreSQL only: a MySQL schema is another database, and SQLite has none
     # (the review flags both, rules.py's engine-only-schema).
