@@ -16,9 +16,9 @@ IGNORE_TABLES: set[str] = set()
 # Schemas that migrations manage besides the default one (PostgreSQL's
 # "public"). None: the schemas your models name, as in
 # __table_args__ = {"schema": "billing"}; tables in any other schema are left
-# alone. Autogenerate does not create schemas: begin the revision that adds a
-# schema's first table with op.execute(sa.schema.CreateSchema("billing",
-# if_not_exists=True)) (migrations/README).
+# alone. On PostgreSQL, autogenerate creates a schema the database lacks
+# before its first table (and its downgrade drops it); SQLite has no schemas,
+# so the review flags the table NOT PORTABLE (migrations/README).
 SCHEMAS: set[str] | None = None
 
 # Alembic's autogenerate plugins, the comparisons it makes. None: Alembic's

@@ -5,7 +5,9 @@ server default that only a revision holds."""
 
 import subprocess
 import sys
+from collections.abc import Callable
 
+import sqlalchemy as sa
 from alembic import command
 
 from .generated_suite import add_template_ruff_settings
@@ -159,3 +161,54 @@ def test_check_names_a_default_missing_from_the_model_with_its_value(
     assert "add server_default=... to the column" in result.output
     assert "sa.text(\"'anonymous'\")" in result.output
     assert "object at 0x" not in result.output
+
+
+# A project's own render_item, in its migration_settings.py: it renders one
+# type of its own and leaves everything else (False) to the library.
+CHAINED_SETTINGS = """
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    if type_ == "type" and isinstance(obj, sa.String) and obj.length == 8:
+        return "sa.Unicode(length=8)"
+    return False
+
+
+CONFIGURE_OPTIONS = {"render_item": render_item}
+"""
+FLAGS = """
+class Flag(Model):
+    __tablename__ = "flags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(8))
+    active: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+"""
+
+
+def test_a_projects_render_item_runs_before_the_librarys(
+    database_url: str, make_mini_project: Callable[..., MiniProject]
+) -> None:
+    """CONFIGURE_OPTIONS' render_item used to replace the library's: the
+    boolean default was written as one engine spells it (sa.text("0") on
+    SQLite, which PostgreSQL refuses). Now the user's renders first and the
+    library's renders what it leaves; the revision runs, with a row."""
+    project = make_mini_project(
+        models=FLAGS, database_url=database_url, migration_settings=CHAINED_SETTINGS
+    )
+    app = project.app()
+
+    revision = project.migrate(app, "flags")
+
+    assert revision is not None
+    script = revision.read_text()
+    assert 'sa.Column("code", sa.Unicode(length=8)' in script  # the user's
+    assert "server_default=sa.false()" in script  # the library's
+    project.upgrade(app)
+    with app.app_context(), app.extensions["sqlalchemy"].engine.begin() as c:
+        c.execute(sa.text("INSERT INTO flags (code) VALUES ('a')"))
+        assert c.execute(sa.text("SELECT active FROM flags")).scalar() in (0, False)
+    project.check(app)

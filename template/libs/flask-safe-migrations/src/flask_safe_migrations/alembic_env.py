@@ -192,6 +192,8 @@ class _Environment:
             **self.migrate.configure_args,  # what the app passed to Migrate() wins
             **settings.alembic_options(self.settings, metadata),  # and the settings
         }
+        # The project's own render_item, if any, first; the library's after it.
+        options["render_item"] = rendering.chain_render_item(options["render_item"])
         # Server defaults compared by meaning, in Alembic's autogenerate_plugins.
         options |= comparison.options(options)
         lock_name = self.project.lock_name
@@ -199,6 +201,7 @@ class _Environment:
             sqlite.foreign_keys_off(connection),  # before any transaction begins
             locking.migration_lock(connection, lock_name),
             rendering.cycles_expected(),
+            comparison.expression_indexes_compared(),
         ):
             context.configure(
                 connection=connection, target_metadata=metadata, **options

@@ -10,7 +10,8 @@ MariaDB refuses (an index before the foreign key that needs it). env.py wires
 the two hooks here into Alembic:
 
 - render_item: server defaults and types written as SQLAlchemy expressions that
-  each engine compiles for itself;
+  each engine compiles for itself (after the project's own render_item, if it
+  has one: chain_render_item());
 - arrange(): the operations of a new revision put in an order every engine
   accepts, before review and rendering.
 
@@ -24,7 +25,7 @@ import inspect
 import re
 import textwrap
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -55,6 +56,26 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+RenderItem = Callable[[str, Any, AutogenContext], "str | bool"]
+
+
+def chain_render_item(user: RenderItem | None) -> RenderItem:
+    """The project's own render_item (CONFIGURE_OPTIONS of its
+    migration_settings.py, or Migrate()'s options) first, and this module's
+    for what it leaves (returns False for): a project's hook adds to the
+    library's portable rendering instead of turning it off."""
+    if user is None or user is render_item:
+        return render_item
+
+    def chained(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+        rendered = user(type_, obj, autogen_context)
+        if rendered is False:
+            return render_item(type_, obj, autogen_context)
+        return rendered
+
+    return chained
+
+
 def render_server_default(default: Any, autogen_context: AutogenContext) -> str | bool:
     """A server default as an expression each engine compiles for itself.
 
@@ -70,6 +91,13 @@ def render_server_default(default: Any, autogen_context: AutogenContext) -> str 
         return f"{prefix}true()"
     if isinstance(value, elements.False_):
         return f"{prefix}false()"
+    if isinstance(value, functions.next_value):
+        # A sequence's next value as the sequence, not as the nextval('s')
+        # that PostgreSQL spells it: MariaDB spells it nextval(s), and SQLite,
+        # which has no sequences, cannot compile it (the review flags it).
+        sequence = value.sequence
+        schema = f", schema={sequence.schema!r}" if sequence.schema else ""
+        return f"{prefix}Sequence({sequence.name!r}{schema}).next_value()"
     if isinstance(value, functions.FunctionElement) and _no_arguments(value):
         return f"{prefix}func.{value.name}()"
     if isinstance(value, str):  # a literal value, not SQL

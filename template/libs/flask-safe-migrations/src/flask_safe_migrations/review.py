@@ -442,6 +442,7 @@ class _OperationFinder(ast.NodeVisitor):
             return ops.CreateTableOp(
                 arg(node, 0, "table_name"),
                 [c for c in columns if c is not _UNREADABLE],
+                **self._keywords(node, "schema"),
             )
         if method == "drop_table":
             return ops.DropTableOp(arg(node, 0, "table_name"))
@@ -535,7 +536,12 @@ class _OperationFinder(ast.NodeVisitor):
             self._argument(node, 0, "index_name"),
             table,
             self._argument(node, columns_position, "columns") or [],
-            **self._keywords(node, "postgresql_concurrently"),
+            **self._keywords(
+                node,
+                "postgresql_concurrently",
+                # A partial index's condition, for each engine given one.
+                *[k.arg for k in node.keywords if k.arg and k.arg.endswith("_where")],
+            ),
         )
 
     def _constraint(self, method: str, name: Any, table: str) -> ops.MigrateOperation:

@@ -381,6 +381,76 @@ def _engine_only_types(op: Any, where: Where) -> Iterator[str]:
             )
 
 
+def _engine_only_defaults(op: Any, where: Where) -> Iterator[str]:
+    """A server default that one of the engines cannot compile (a sequence's
+    next_value() on SQLite, which has no sequences): the upgrade fails there."""
+    columns = _typed_columns(op)
+    if isinstance(op, ops.AlterColumnOp) and isinstance(
+        op.modify_server_default, sa.DefaultClause
+    ):
+        column = sa.Column(op.column_name, sa.Integer)
+        column.server_default = op.modify_server_default
+        columns = [(op.table_name, column)]
+    for table, column in columns:
+        arg = getattr(column.server_default, "arg", None)
+        if not isinstance(arg, sa.sql.ClauseElement):
+            continue  # a value, FetchedValue, Computed, Identity: Alembic's
+        lacking = [name for name in where.runs_on if not _compiles(arg, name)]
+        if lacking:
+            what = (
+                f"{arg.sequence.name}.next_value()"
+                if isinstance(arg, sa.sql.functions.next_value)
+                else _default_sql(arg)
+            )
+            yield (
+                f"server default {what} of {table}.{column.name} has no form on"
+                f" {' or '.join(lacking)}"
+            )
+
+
+def _engine_only_schemas(op: Any, where: Where) -> Iterator[str]:
+    """A table in a schema of its own: SQLite has none, and a MySQL schema is
+    another database (made apart from the project's, with its own grants)."""
+    if isinstance(op, ops.CreateTableOp) and op.schema:
+        lacking = [name for name in where.runs_on if name != "postgresql"]
+        if lacking:
+            yield (
+                f"table {op.table_name} in schema {op.schema} has no form on"
+                f" {' or '.join(lacking)}"
+            )
+
+
+def _engine_only_indexes(op: Any, where: Where) -> Iterator[str]:
+    """A partial index (``<engine>_where``) on an engine not given its condition
+    (MySQL/MariaDB have none: the index covers every row, and a unique one
+    refuses what the condition allows); an expression index on MySQL (MariaDB
+    has none: the upgrade fails)."""
+    if not isinstance(op, ops.CreateIndexOp):
+        return
+    conditions = {
+        key.split("_", 1)[0] for key, value in op.kw.items() if key.endswith("_where")
+    }
+    if conditions:
+        lacking = [name for name in where.runs_on if name not in conditions]
+        if lacking:
+            yield (
+                f"partial index {op.index_name} on {op.table_name} has no form on"
+                f" {' or '.join(lacking)}"
+            )
+    # A column is a name or a column; anything else (a function, text, or the
+    # literal_column() a revision spells an expression with) is an expression.
+    expressions = [
+        c
+        for c in op.columns
+        if not isinstance(c, str)
+        and not (isinstance(c, sa.ColumnClause) and not c.is_literal)
+    ]
+    if expressions and "mysql" in where.runs_on:
+        yield (
+            f"expression index {op.index_name} on {op.table_name} has no form on mysql"
+        )
+
+
 def _generated_not_null(op: Any, where: Where) -> Iterator[str]:
     """MariaDB refuses NOT NULL on a generated column (a syntax error), which
     PostgreSQL, MySQL and SQLite accept; a MySQL project may run on MariaDB."""
@@ -391,10 +461,11 @@ def _generated_not_null(op: Any, where: Where) -> Iterator[str]:
             yield f"NOT NULL generated column {table}.{column.name}"
 
 
-def _compiles(type_: sa.types.TypeEngine[Any], engine: str) -> bool:
+def _compiles(element: sa.types.TypeEngine[Any] | Any, engine: str) -> bool:
+    """Whether SQLAlchemy compiles a type or SQL expression for ``engine``."""
     try:
-        type_.compile(dialect=_ENGINES[engine])
-    except sa.exc.CompileError:
+        element.compile(dialect=_ENGINES[engine])
+    except (sa.exc.CompileError, NotImplementedError):
         return False
     return True
 
@@ -645,6 +716,48 @@ RULES: list[Rule] = [
             "Use a type every engine has (sa.JSON for a list, sa.String(n) with a"
             " length), or give the column a form per engine:"
             ' sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql").'
+        ),
+    ),
+    Rule(
+        "engine-only-default",
+        NOT_PORTABLE,
+        "A revision runs on the SQLite development database and on the"
+        " production engine: a server default one of them cannot compile (a"
+        " sequence on SQLite) fails that engine's `flask db upgrade`.",
+        _engine_only_defaults,
+        _words(
+            "Number the rows with the primary key (or sa.Identity()), which"
+            " every engine has, or compute the value in the app (default=...)."
+            " A sequence's next_value() runs on PostgreSQL and MariaDB only."
+        ),
+    ),
+    Rule(
+        "engine-only-schema",
+        NOT_PORTABLE,
+        "SQLite has no schemas (`flask db upgrade` fails there: unknown"
+        " database), and on MySQL/MariaDB a schema is another database,"
+        " which the app's user must be allowed to create and use.",
+        _engine_only_schemas,
+        _words(
+            "Leave schema= out and name the tables with a prefix"
+            " (billing_invoices), or give them a database of their own through"
+            " a bind (SQLALCHEMY_BINDS and __bind_key__)."
+        ),
+    ),
+    Rule(
+        "engine-only-index",
+        NOT_PORTABLE,
+        "MySQL/MariaDB have no partial indexes: the index covers every row"
+        " there (a unique one refuses rows its condition allows); SQLite needs"
+        " the condition as sqlite_where. MariaDB has no expression indexes:"
+        " `flask db upgrade` fails there.",
+        _engine_only_indexes,
+        _words(
+            "Give each engine its condition (postgresql_where= and"
+            " sqlite_where=). Where an engine has none, or for an expression,"
+            ' index a generated column: sa.Computed("lower(email)"), or'
+            ' sa.Computed("CASE WHEN live THEN code END") for a unique partial'
+            " index (NULLs never collide)."
         ),
     ),
     Rule(
