@@ -17,7 +17,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_safe_migrations import running_release
 
+from .generated_suite import migration_tests, project_in
 from .miniproject import MiniProject
+
+pytest_plugins = ["pytester"]
 
 # Release N-1: the column is mapped, NOT NULL.
 MAPPED = """
@@ -177,6 +180,24 @@ def test_a_retired_not_null_column_without_a_default_is_flagged(
         )
     )
     assert check(project, environment, capsys)[0] == 0
+
+
+def test_the_migration_test_flags_a_retired_not_null_column_without_a_default(
+    pytester: pytest.Pytester, environment: pytest.MonkeyPatch
+) -> None:
+    environment.setenv("CI", "")
+    with project_in(pytester, models=MAPPED, revisions={}) as project:
+        project.autogenerate(MAPPED, "users", rev_id="a00000000001")
+        keyword = "test_retired_columns_accept_inserts"
+        assert migration_tests(pytester, project, keyword)[0] == 0
+        project.set_models(RETIRED_NOT_NULL)
+
+        code, report = migration_tests(pytester, project, keyword)
+
+    assert code == 1, report
+    assert (
+        "users.name is retired (not mapped) but NOT NULL without a default" in report
+    ), report
 
 
 def models_app(project: MiniProject, models: str) -> tuple[Flask, Any]:
