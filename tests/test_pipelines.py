@@ -226,7 +226,8 @@ def test_pipeline_commands_pass_here(
     for job in pipeline_jobs(project, ci):
         if job.name != "test" and database != "postgresql":
             continue
-        env = dict(job.env)
+        # What GitLab CI predefines (GitHub's GITHUB_BASE_REF has a fallback).
+        env = {"CI_DEFAULT_BRANCH": "main", **job.env}
         for variable in ("DATABASE_URL", "TEST_DATABASE_URL"):
             if variable in env:
                 assert url is not None
