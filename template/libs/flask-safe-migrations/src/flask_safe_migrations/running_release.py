@@ -39,7 +39,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic.operations import ops
 from alembic.script import ScriptDirectory
@@ -63,7 +63,8 @@ def mapped_columns(db: SQLAlchemy) -> Mapped:
     """The columns the ORM maps, per table (tables without a mapped class are
     left out: no code of the app reads them through the ORM)."""
     found: dict[str, set[str]] = {}
-    for mapper in db.Model.registry.mappers:
+    # Flask-SQLAlchemy's db.Model is typed without the declarative registry.
+    for mapper in cast(Any, db.Model).registry.mappers:
         for table in mapper.tables:
             if isinstance(table, Table):
                 found.setdefault(table.fullname, set())
