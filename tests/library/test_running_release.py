@@ -107,6 +107,64 @@ def test_dropping_a_column_in_the_change_that_unmaps_it_is_refused(
     assert check(project, environment, capsys)[0] == 1
 
 
+TEAMS = """
+class Team(Model):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+"""
+# The retiring release of a table: no class maps it, the metadata keeps it.
+TEAMS_RETIRED = """
+teams = sa.Table("teams", db.metadata, sa.Column("id", sa.Integer, primary_key=True))
+"""
+
+
+def test_dropping_a_table_the_running_release_maps_is_refused(
+    make_mini_project: Callable[..., MiniProject],
+    environment: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = make_mini_project(models=MAPPED + TEAMS)
+    project.autogenerate(MAPPED + TEAMS, "users", rev_id="a00000000001")
+    release(project, "release N")
+    drop = project.autogenerate(MAPPED, "drop teams", rev_id="d00000000002")
+
+    code, output = check(project, environment, capsys)
+
+    assert code == 1, output
+    assert (
+        f"{drop.name} (revision d00000000002) drops table teams, which the"
+        " running release still maps" in output
+    ), output
+    # Retired for a release (no class maps it), then dropped: accepted.
+    development = project.app(SQLALCHEMY_DATABASE_URI=project.development_url)
+    project.downgrade(development, "a00000000001")
+    drop.unlink()
+    project.set_models(MAPPED + TEAMS_RETIRED)
+    release(project, "release N+1, retiring teams")
+    project.autogenerate(MAPPED, "drop teams", rev_id="e00000000003")
+    assert check(project, environment, capsys)[0] == 0
+
+
+def test_a_running_release_git_cannot_find_is_refused(
+    make_mini_project: Callable[..., MiniProject],
+    environment: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = make_mini_project(models=MAPPED)
+    project.autogenerate(MAPPED, "users", rev_id="a00000000001")
+    release(project, "release N")
+
+    code, output = check(project, environment, capsys, base="origin/main")
+
+    assert code == 2, output
+    assert (
+        "git cannot find 'origin/main' (and its merge base with HEAD) here, so"
+        " the running release is unknown." in output
+    ), output
+    assert "Traceback" not in output
+
+
 def test_the_drop_is_accepted_when_its_revision_acknowledges_the_errors(
     make_mini_project: Callable[..., MiniProject],
     environment: pytest.MonkeyPatch,

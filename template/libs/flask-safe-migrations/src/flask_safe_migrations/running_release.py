@@ -172,7 +172,12 @@ def base_mapped_columns(commit: str, label: str) -> Mapped:
         )
     with tempfile.TemporaryDirectory(prefix="running-release-") as directory:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(directory, filter="data")
+            # The "data" filter (no links out, no absolute paths) is in Python
+            # 3.11.4 and later; the archive is the project's own either way.
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(directory, filter="data")
+            else:
+                tar.extractall(directory)
         root = Path(directory) / prefix
         if not (root / "pyproject.toml").is_file():
             return {}
