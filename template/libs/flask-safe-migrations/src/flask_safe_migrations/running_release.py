@@ -48,6 +48,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Column, Connection, Table, inspect
 
 from . import project, review
+from .environment import ConfigError
 from .lint_sql import git
 
 # What a release maps: table name -> the names of the columns its ORM maps.
@@ -327,10 +328,14 @@ def main(argv: list[str]) -> int:
         )
         return 2
     label = f"{base} at {found[0][:12]}"
+    try:
+        app = app_of(Path.cwd())
+    except ConfigError as exc:  # not run from the project's root
+        print(exc.format_message(), file=sys.stderr)
+        return 2
     problems = refused_drops(
         added_revisions(found[0]), base_mapped_columns(found[0], label)
     )
-    app = app_of(Path.cwd())
     with app.app_context():
         problems += required_retired_columns(app.extensions["sqlalchemy"])
     if problems:
