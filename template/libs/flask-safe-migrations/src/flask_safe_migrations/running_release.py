@@ -185,14 +185,10 @@ def base_mapped_columns(commit: str, label: str) -> Mapped:
         output = Path(directory) / "mapped-columns.json"
         result = subprocess.run(
             [sys.executable, "-c", _DUMP, str(output)],
+            # `-c` puts the current folder first on sys.path: BASE's package
+            # is imported, not the working tree's (installed editable).
             cwd=root,
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(
-                    [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
-                ),
-                "PYTHONDONTWRITEBYTECODE": "1",
-            },
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
             capture_output=True,
             text=True,
             check=False,
