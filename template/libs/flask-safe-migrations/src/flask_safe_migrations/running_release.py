@@ -11,10 +11,10 @@ column"):
 
 1. Retire: the model keeps the column in its table but stops mapping it,
    ``name: Unmapped[str | None] = unmapped_column(sa.String(100))``
-   (SQLAlchemy 2.1.5; before it, ``__mapper_args__ = {"exclude_properties":
-   ["name"]}``). Autogenerate sees no change; the ORM no longer reads or
-   writes the column. It must be nullable or have a default, or the ORM's
-   inserts, which leave it out, fail.
+   (SQLAlchemy 2.1.5; on 2.0, ``__mapper_args__ = {"exclude_properties":
+   ["name"]}``, which 2.1 deprecates). Autogenerate sees no change; the ORM
+   no longer reads or writes the column. It must be nullable or have a
+   default, or the ORM's inserts, which leave it out, fail.
 2. Drop: a later release removes it from the model; `flask db migrate`
    writes the drop_column.
 
