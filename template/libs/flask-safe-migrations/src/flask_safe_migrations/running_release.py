@@ -46,6 +46,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Column, Connection, Table, inspect
+from sqlalchemy.exc import NoSuchTableError
 
 from . import project, review
 from .environment import ConfigError
@@ -118,13 +119,11 @@ def _missing(connection: Connection, tables: list[Table], mapped: Mapped) -> lis
     inspector = inspect(connection)
     missing = []
     for table in tables:
-        if not inspector.has_table(table.name, schema=table.schema):
-            present: set[str] = set()
-        else:
-            present = {
-                column["name"]
-                for column in inspector.get_columns(table.name, schema=table.schema)
-            }
+        try:
+            columns = inspector.get_columns(table.name, schema=table.schema)
+        except NoSuchTableError:
+            columns = []
+        present = {column["name"] for column in columns}
         missing += [
             f"{table.fullname}.{name}"
             for name in mapped[table.fullname]
