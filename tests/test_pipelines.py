@@ -149,27 +149,26 @@ def test_github_and_gitlab_run_the_same_commands(
     """Per engine, the two CI files differ in syntax only: the same jobs run
     the same commands in the same order with the same variables (the
     service's host aside) against the same service image, on the same
-    Pythons. The one command they may spell apart is the SQL lint's
-    (PostgreSQL): GitHub lints what the pull request adds (git finds the base
-    branch), GitLab's image has no git and lints every revision; the
-    pipeline run covers both spellings."""
+    Pythons. They name the branch a change merges into apart: GitHub's
+    checkout has it (origin/...), GitLab's fetches it (FETCH_HEAD), for the
+    running-release check and the SQL lint (PostgreSQL); the pipeline run
+    covers both spellings."""
     github, gitlab = (
         {job.name: job for job in pipeline_jobs(rendered(ci, database), ci)}
         for ci in CI_SYSTEMS
     )
     assert github.keys() == gitlab.keys() == {"lint", "test"}
     differing = {*only_in(github, gitlab), *only_in(gitlab, github)}
-    if database == "postgresql":
-        assert differing == {
-            (
-                "lint",
-                "uv run python -m flask_safe_migrations.lint_sql"
-                ' "origin/${GITHUB_BASE_REF:-main}"',
-            ),
-            ("lint", "uv run python -m flask_safe_migrations.lint_sql"),
-        }
-    else:
-        assert differing == set()
+    base = {"github": '"origin/${GITHUB_BASE_REF:-main}"', "gitlab": "FETCH_HEAD"}
+    modules = ["running_release"] + (["lint_sql"] if database == "postgresql" else [])
+    assert differing == {
+        ("lint", 'git fetch --quiet origin "$CI_DEFAULT_BRANCH"'),
+        *(
+            ("lint", f"uv run python -m flask_safe_migrations.{module} {base[ci]}")
+            for module in modules
+            for ci in CI_SYSTEMS
+        ),
+    }
     for name in github:
         same = [c for c in github[name].commands if c in gitlab[name].commands]
         assert same == [c for c in gitlab[name].commands if c in same], name
@@ -209,6 +208,16 @@ def test_pipeline_commands_pass_here(
     most commands."""
     project = fresh_project(ci=ci, database=database)
     run(project, None, UV, "lock", "--quiet")  # the user commits uv.lock
+    # The branch a change merges into, as each CI system finds it: an origin
+    # whose main is this commit (origin/main; `git fetch origin main`).
+    for command in (
+        ("init", "--quiet", "--initial-branch=main"),
+        ("add", "-A"),
+        ("-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-qm", "c"),
+        ("remote", "add", "origin", str(project)),
+        ("fetch", "--quiet", "origin"),
+    ):
+        run(project, None, "git", *command)
     url = make_database(database) if database != "sqlite" else None
     other = {
         job.name: job
@@ -217,7 +226,8 @@ def test_pipeline_commands_pass_here(
     for job in pipeline_jobs(project, ci):
         if job.name != "test" and database != "postgresql":
             continue
-        env = dict(job.env)
+        # What GitLab CI predefines (GitHub's GITHUB_BASE_REF has a fallback).
+        env = {"CI_DEFAULT_BRANCH": "main", **job.env}
         for variable in ("DATABASE_URL", "TEST_DATABASE_URL"):
             if variable in env:
                 assert url is not None

@@ -11,6 +11,7 @@ import pytest
 
 from .library.generated_suite import (
     INITIAL_REVISION,
+    MIGRATION_TESTS,
     NO_OTHER_PLUGINS,
     TEAM,
     USER,
@@ -79,7 +80,7 @@ def test_the_next_run_reuses_the_test_databases_and_rebuilds_when_it_must(
             "Migration walk: 1 of 2 revisions; the others were proven by earlier runs."
         )
         passed = run_in_process(pytester, project, "tests")
-        passed.assert_outcomes(passed=7)
+        passed.assert_outcomes(passed=len(MIGRATION_TESTS) + 1)  # and test_app.py's
         assert summary(passed) == f"{reused}\n{all_walked}"
         assert suite("tests") == f"{reused}\n{proven}"
         # In CI, and with --fresh-db, every revision.

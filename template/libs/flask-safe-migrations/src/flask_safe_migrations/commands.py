@@ -23,7 +23,7 @@ from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from . import baseline, connect_timeout, environment
+from . import baseline, connect_timeout, environment, running_release
 
 DEFAULT_WAIT = 60.0
 
@@ -128,6 +128,25 @@ def db_status(upgrade: bool) -> None:
     unknown = current - known
     if unknown:
         target = " ".join(sorted(heads)) or "base"
+        # Only here can the schema lack what this code maps (at the newest
+        # revision, `flask db check` in CI proved they match): a newer release
+        # dropped a column this one still maps.
+        try:
+            missing = running_release.missing_columns(db)
+        except SQLAlchemyError as exc:
+            raise click.ClickException(
+                f"The database is unreachable: {_reason(exc)}"
+            ) from None
+        if missing:
+            raise click.ClickException(
+                f"The database is at {_revisions(unknown)}, a revision this code"
+                " does not know, and lacks columns this code maps:"
+                f" {', '.join(missing)}. A newer release dropped them while"
+                " this one still maps them: not ready (its queries on those"
+                " tables fail). Deploy the newer release, or run `flask db"
+                f" downgrade {target}` with its code (migrations/README,"
+                ' "Dropping a column").'
+            )
         skipped = " Skipping `flask db upgrade`." if upgrade else ""
         click.secho(
             f"Warning: the database is at {_revisions(unknown)}, a revision this"

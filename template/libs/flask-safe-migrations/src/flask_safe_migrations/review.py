@@ -386,6 +386,21 @@ def findings_in_revision(
     return found
 
 
+def upgrade_operations(path: Path, namespace: dict[str, Any]) -> list[Any]:
+    """The Alembic operations the upgrade() (and upgrade_<bind>()) functions of
+    the revision at ``path`` call, read as findings_in_revision reads them."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[Any] = []
+    for upgrade in tree.body:
+        if isinstance(upgrade, ast.FunctionDef) and (
+            upgrade.name == "upgrade" or upgrade.name.startswith("upgrade_")
+        ):
+            finder = _OperationFinder(dict(namespace))
+            finder.visit(upgrade)
+            found += [op for op, _ in finder.operations]
+    return found
+
+
 class _OperationFinder(ast.NodeVisitor):
     """Collects the Alembic operations an upgrade() or downgrade() calls, batch
     ones included, each with whether it runs on PostgreSQL (not in an `else` of
