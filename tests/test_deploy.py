@@ -137,8 +137,8 @@ def test_start_script_migrates_serves_and_serves_a_database_a_newer_release_migr
         assert alembic_versions(database) == [(NEWER,)]
     output = served.output[0]
     assert (
-        f"Warning: the database is at {NEWER}, a revision this code does not"
-        " know" in " ".join(output.split())
+        f"Warning: The database is at revision {NEWER}, which this code does"
+        " not have" in " ".join(output.split())
     )
     assert "Skipping `flask db upgrade`." in output
     assert "Can't locate revision" not in output

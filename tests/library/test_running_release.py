@@ -334,6 +334,6 @@ def test_db_status_is_not_ready_when_the_database_lacks_a_column_the_code_maps(
     output = " ".join(status.output.split())
     assert status.exit_code == 1, output
     assert (
-        "The database is at d00000000002, a revision this code does not know,"
+        "The database is at revision d00000000002, which this code does not have,"
         " and lacks columns this code maps: users.name." in output
     ), output

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from . import baseline, connect_timeout, environment, running_release
+from . import baseline, connect_timeout, environment, history, running_release
 
 DEFAULT_WAIT = 60.0
 
@@ -139,8 +139,8 @@ def db_status(upgrade: bool) -> None:
             ) from None
         if missing:
             raise click.ClickException(
-                f"The database is at {_revisions(unknown)}, a revision this code"
-                " does not know, and lacks columns this code maps:"
+                f"The database is at revision {_revisions(unknown)}, which this"
+                " code does not have, and lacks columns this code maps:"
                 f" {', '.join(missing)}. A newer release dropped them while"
                 " this one still maps them: not ready (its queries on those"
                 " tables fail). Deploy the newer release, or run `flask db"
@@ -149,13 +149,9 @@ def db_status(upgrade: bool) -> None:
             )
         skipped = " Skipping `flask db upgrade`." if upgrade else ""
         click.secho(
-            f"Warning: the database is at {_revisions(unknown)}, a revision this"
-            " code does not know: a newer release has migrated it (a rollback,"
-            " or an old instance during a rolling deploy). It counts as ready:"
+            f"Warning: {history.newer_database(unknown)} It counts as ready:"
             " each migration is written to work with the previous release's"
-            f" code.{skipped} To take the database back to this release, run"
-            f" `flask db downgrade {target}` with the newer"
-            " release's code.",
+            f" code.{skipped} {history.way_back(target)}",
             fg="yellow",
             err=True,
         )

@@ -7,7 +7,7 @@ Alembic reports them as "Can't locate revision identified by '...'" and
 "Ambiguous walk", which name neither the cause nor the fix.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from alembic.runtime.migration import MigrationContext
@@ -36,18 +36,33 @@ def explained(script: ScriptDirectory, context: MigrationContext) -> Iterator[No
         raise CommandError(message) from None
 
 
+def newer_database(current: Iterable[str]) -> str:
+    """What it means that the database is at revisions this code lacks (also
+    said by `flask db-status`)."""
+    return (
+        f"The database is at revision {', '.join(sorted(current))}, which this"
+        " code does not have: a newer release has migrated it (a rollback, or"
+        " an old instance during a rolling deploy)."
+    )
+
+
+def way_back(heads: str) -> str:
+    """How to take such a database back to this code's ``heads``."""
+    return (
+        f"To take the database back to this release, run `flask db downgrade"
+        f" {heads}` with the newer release's code."
+    )
+
+
 def _unknown_revision(
     argument: str, script: ScriptDirectory, current: tuple[str, ...]
 ) -> str:
     heads = " ".join(sorted(script.get_heads())) or "base"
     if argument in current or not argument:
         return (
-            f"The database is at revision {' '.join(current)}, which this code"
-            " does not have: a newer release has migrated it (a rollback, or an"
-            " old instance during a rolling deploy). Run this command with the"
-            " newer release's code; to take the database back to this release,"
-            f" run `flask db downgrade {heads}` with that code. `flask db-status`"
-            " says the same, and lets this release serve meanwhile."
+            f"{newer_database(current)} Run this command with the newer"
+            f" release's code. {way_back(heads)} `flask db-status` says the"
+            " same, and lets this release serve meanwhile."
         )
     return (
         f"There is no revision {argument!r} in migrations/versions. `flask db"
