@@ -48,6 +48,7 @@ from sqlalchemy.exc import DBAPIError
 from . import (
     binds,
     comparison,
+    enums,
     errors,
     guards,
     history,
@@ -80,6 +81,7 @@ class _Environment:
             # logger that the app (or pytest) set up before the migration ran.
             fileConfig(config.config_file_name, disable_existing_loggers=False)
         guards.install()
+        enums.install()  # after guards: its add_column wraps theirs
         self.migrate = current_app.extensions["migrate"]
         self.db = self.migrate.db
         # The project: the folder of the app's migrations folder, not of the
@@ -181,7 +183,9 @@ class _Environment:
         options: dict[str, Any] = {
             "transaction_per_migration": True,
             "process_revision_directives": self.process_revision_directives,
-            "on_version_apply": sqlite.check_foreign_keys,
+            # After each revision's step: SQLite's foreign keys checked, and the
+            # PostgreSQL ENUM types its drops left without a column dropped.
+            "on_version_apply": (sqlite.check_foreign_keys, enums.drop_unused_types),
             "render_item": rendering.render_item,
             **self.migrate.configure_args,  # what the app passed to Migrate() wins
             **settings.alembic_options(self.settings, metadata),  # and the settings
