@@ -128,6 +128,7 @@ class _Environment:
             log.info("No changes in the models; no revision written.")
             return
         rendering.arrange(script, self.db.metadata)
+        enums.keep_added_values(script)  # a downgrade keeps an ENUM's new values
         found = review.review(script, self.project.production_engine)
         config.attributes["review_findings"] = found.acknowledgements()
         for line in found.report():

@@ -28,14 +28,18 @@ not see a value added to the Python enum. Two pieces close the gaps:
 """
 
 import logging
+import textwrap
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import alembic_postgresql_enum
 import sqlalchemy as sa
-from alembic.operations import Operations, ops
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import MigrationScript, Operations, ops
 from alembic.runtime.migration import MigrationContext
+from alembic_postgresql_enum.operations import AddEnumValuesOp, SyncEnumValuesOp
 from sqlalchemy.dialects import postgresql
 
 _LIBRARY_LOGGERS = (
@@ -179,3 +183,94 @@ def _drop_if_unused(connection: sa.Connection, schema: str, name: str) -> None:
     except sa.exc.DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) != "2BP01":  # dependent objects
             raise
+
+
+# --- A value added, kept by the downgrade -------------------------------------
+
+
+class _AddEnumValueOnce(AddEnumValuesOp):
+    """`op.add_enum_value(...)` that skips a value the type has already: the
+    downgrade keeps the values its upgrade added (KeptValues), so the upgrade
+    after it finds them."""
+
+    @classmethod
+    def add_enum_value(
+        cls,
+        operations: Operations,
+        enum_schema: str,
+        enum_name: str,
+        new_value: str,
+        before_value: str | None = None,
+    ) -> None:
+        if _online_postgresql(operations) and operations.get_bind().execute(
+            _HAS_VALUE, {"schema": enum_schema, "name": enum_name, "value": new_value}
+        ).first():
+            return
+        super().add_enum_value(
+            operations, enum_schema, enum_name, new_value, before_value
+        )
+
+
+_HAS_VALUE = sa.text("""
+    SELECT 1 FROM pg_enum e
+    JOIN pg_type t ON t.oid = e.enumtypid
+    JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname = :schema AND t.typname = :name AND e.enumlabel = :value
+""")
+
+Operations.register_operation("add_enum_value")(_AddEnumValueOnce)
+
+
+class KeptValues(ops.MigrateOperation):
+    """In a downgrade, in place of alembic-postgresql-enum's sync_enum_values
+    (which rewrites the type and refuses rows that hold an added value): a
+    note that the type keeps the values."""
+
+    def __init__(self, name: str, values: list[str]) -> None:
+        self.name = name
+        self.values = values
+        self.alone = False  # the downgrade's only operation: needs a `pass`
+
+    def reverse(self) -> "KeptValues":
+        return self
+
+
+@renderers.dispatch_for(KeptValues)
+def _render_kept_values(autogen_context: AutogenContext, op: KeptValues) -> str:
+    values = ", ".join(repr(value) for value in op.values)
+    text = (
+        f"PostgreSQL: the ENUM type {op.name} keeps {values}. Taking a value out"
+        " rewrites every column of the type and fails on rows that hold it; the"
+        " older code never writes it, and the upgrade after this one skips it."
+    )
+    lines = [f"# {line}" for line in textwrap.wrap(text, 78)]
+    return "\n".join([*lines, "pass"] if op.alone else lines)
+
+
+def keep_added_values(script: MigrationScript) -> None:
+    """Make the downgrade of each value added to an ENUM type keep it."""
+    for upgrade, downgrade in zip(
+        script.upgrade_ops_list, script.downgrade_ops_list, strict=True
+    ):
+        added = {
+            (op.schema, op.name): op
+            for op in upgrade.ops
+            if isinstance(op, AddEnumValuesOp)
+        }
+        if not added:
+            continue
+        kept: list[ops.MigrateOperation] = []
+        for op in downgrade.ops:
+            adding = added.get((getattr(op, "schema", None), getattr(op, "name", None)))
+            if (
+                isinstance(op, SyncEnumValuesOp)
+                and adding is not None
+                and list(op.new_values) == list(adding.old_values)
+            ):
+                values = [v for v in adding.new_values if v not in op.new_values]
+                kept.append(KeptValues(op.name, values))
+            else:
+                kept.append(op)
+        if kept and all(isinstance(op, KeptValues) for op in kept):
+            kept[-1].alone = True  # type: ignore[attr-defined]
+        downgrade.ops = kept

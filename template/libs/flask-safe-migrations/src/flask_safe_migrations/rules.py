@@ -341,12 +341,6 @@ def _typed_columns(op: Any) -> list[tuple[str, sa.Column[Any]]]:
     return []
 
 
-def _native_enums(op: Any, where: Where) -> Iterator[str]:
-    for table, column in _typed_columns(op):
-        if isinstance(column.type, sa.Enum) and _native_enum(column.type):
-            yield f"native ENUM {column.type.name} for {table}.{column.name}"
-
-
 def _engine_only_types(op: Any, where: Where) -> Iterator[str]:
     """A type that one of the engines the revision runs on cannot create (an
     ARRAY or INET on SQLite, a String without a length on MySQL): SQLAlchemy
@@ -589,17 +583,6 @@ RULES: list[Rule] = [
         _cast_without_using,
         _using_fix,
         squawk=("changing-column-type",),
-    ),
-    Rule(
-        "native-enum",
-        NOT_PORTABLE,
-        "A native ENUM is a type of its own on PostgreSQL: a value added later is"
-        " not detected by autogenerate, and a downgrade leaves the type behind.",
-        _native_enums,
-        _words(
-            "Use a portable enum in the model:"
-            " sa.Enum(MyEnum, native_enum=False, length=20)."
-        ),
     ),
     Rule(
         "engine-only-type",
