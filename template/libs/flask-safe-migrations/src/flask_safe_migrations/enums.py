@@ -39,8 +39,8 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrationScript, Operations, ops
 from alembic.runtime.migration import MigrationContext
-from alembic_postgresql_enum.operations import AddEnumValuesOp, SyncEnumValuesOp
-from sqlalchemy.dialects import postgresql
+from alembic_postgresql_enum.operations.add_enum_values import AddEnumValuesOp
+from alembic_postgresql_enum.operations.sync_enum_values import SyncEnumValuesOp
 
 _LIBRARY_LOGGERS = (
     "alembic.alembic_postgresql_enum.compare_dispatch",
@@ -111,10 +111,9 @@ def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
     ):
         # What SQLAlchemy does for CREATE TABLE, which Alembic's add_column
         # leaves out (its documentation has users write it by hand).
-        enum = type_.copy()
-        if operation.schema is not None and enum.schema is None:
-            enum.schema = operation.schema
-        enum.create(operations.get_bind(), checkfirst=True)
+        # In its own schema, or where the column's unqualified type name
+        # resolves (the search path), as SQLAlchemy does.
+        type_.create(operations.get_bind(), checkfirst=True)
     _wrapped[ops.AddColumnOp](operations, operation)
 
 
@@ -172,14 +171,16 @@ def drop_unused_types(ctx: MigrationContext, **_: Any) -> None:
 
 
 def _drop_if_unused(connection: sa.Connection, schema: str, name: str) -> None:
-    enum = postgresql.ENUM(name=name, schema=schema)
-    if not connection.dialect.has_type(connection, name, schema=schema):
-        return  # the revision dropped it itself
+    preparer = connection.dialect.identifier_preparer
     try:
-        # DROP TYPE (RESTRICT) refuses while any column, array, domain or
-        # function uses the type: then it stays, and so does the step.
+        # IF EXISTS: the revision may have dropped it itself. DROP TYPE
+        # (RESTRICT) refuses while any column, array, domain or function uses
+        # the type: then it stays, and so does the step.
         with connection.begin_nested():
-            enum.drop(connection, checkfirst=False)
+            connection.exec_driver_sql(
+                f"DROP TYPE IF EXISTS {preparer.quote_schema(schema)}"
+                f".{preparer.quote(name)}"
+            )
     except sa.exc.DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) != "2BP01":  # dependent objects
             raise
@@ -202,9 +203,15 @@ class _AddEnumValueOnce(AddEnumValuesOp):
         new_value: str,
         before_value: str | None = None,
     ) -> None:
-        if _online_postgresql(operations) and operations.get_bind().execute(
-            _HAS_VALUE, {"schema": enum_schema, "name": enum_name, "value": new_value}
-        ).first():
+        if (
+            _online_postgresql(operations)
+            and operations.get_bind()
+            .execute(
+                _HAS_VALUE,
+                {"schema": enum_schema, "name": enum_name, "value": new_value},
+            )
+            .first()
+        ):
             return
         super().add_enum_value(
             operations, enum_schema, enum_name, new_value, before_value
@@ -261,7 +268,8 @@ def keep_added_values(script: MigrationScript) -> None:
             continue
         kept: list[ops.MigrateOperation] = []
         for op in downgrade.ops:
-            adding = added.get((getattr(op, "schema", None), getattr(op, "name", None)))
+            key: Any = (getattr(op, "schema", None), getattr(op, "name", None))
+            adding = added.get(key)
             if (
                 isinstance(op, SyncEnumValuesOp)
                 and adding is not None
