@@ -31,7 +31,7 @@ import logging
 import textwrap
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import alembic_postgresql_enum
 import sqlalchemy as sa
@@ -84,6 +84,7 @@ def install() -> None:
     whose add_column this one then calls."""
     wrappers: dict[type[ops.MigrateOperation], Implementation] = {
         ops.AddColumnOp: _add_column,
+        ops.CreateTableOp: _create_table,
         ops.DropColumnOp: _drop_column,
         ops.DropTableOp: _drop_table,
     }
@@ -100,21 +101,40 @@ def _online_postgresql(operations: Operations) -> bool:
     return context.dialect.name == "postgresql" and not context.as_sql
 
 
+def _created_with_column(type_: Any) -> TypeGuard[sa.Enum]:
+    """A native ENUM that SQLAlchemy creates with its table: not one typed
+    `create_type=False`, whose revision creates it itself."""
+    return (
+        isinstance(type_, sa.Enum)
+        and bool(type_.native_enum)
+        and bool(type_.name)
+        and getattr(type_, "create_type", True)
+    )
+
+
 def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
     type_ = operation.column.type
-    if (
-        _online_postgresql(operations)
-        and isinstance(type_, sa.Enum)
-        and type_.native_enum
-        and type_.name
-        and getattr(type_, "create_type", True)
-    ):
+    if _online_postgresql(operations) and _created_with_column(type_):
         # What SQLAlchemy does for CREATE TABLE, which Alembic's add_column
         # leaves out (its documentation has users write it by hand).
         # In its own schema, or where the column's unqualified type name
         # resolves (the search path), as SQLAlchemy does.
         type_.create(operations.get_bind(), checkfirst=True)
     _wrapped[ops.AddColumnOp](operations, operation)
+
+
+def _create_table(operations: Operations, operation: ops.CreateTableOp) -> None:
+    if _online_postgresql(operations):
+        # A type of the table's that no column uses is left over from a
+        # downgrade written before this module (or a failed run): dropped, so
+        # that CREATE TABLE creates it again with the revision's values.
+        connection = operations.get_bind()
+        for column in operation.columns:
+            type_ = getattr(column, "type", None)
+            if _created_with_column(type_):
+                schema = type_.schema or connection.dialect.default_schema_name
+                _drop_if_unused(connection, str(schema), str(type_.name))
+    _wrapped[ops.CreateTableOp](operations, operation)
 
 
 def _drop_column(operations: Operations, operation: ops.DropColumnOp) -> None:
