@@ -184,3 +184,33 @@ def test_migration_walk_with_sample_rows_passes_on_native_enums(
     with project_in(pytester, STEPS["urgent"], revisions) as project:
         code, report = migration_tests(pytester, project)
     assert code == 0, report
+
+
+def test_migration_walk_does_not_blame_the_rows_for_a_missing_type(
+    pytester: pytest.Pytester,
+    make_database: Callable[[str], str],
+    make_mini_project: Callable[..., MiniProject],
+    environment: pytest.MonkeyPatch,
+) -> None:
+    """A downgrade that drops a type that is not there fails the walk with the
+    database's error and advice about the DDL, not with advice to give the
+    tests other sample rows."""
+    author = make_mini_project(database_url=make_database("postgresql"))
+    autogenerate_steps(author, author.app)
+    revisions = {path.name: path.read_text() for path in author.revisions()}
+    author.close()
+    (status,) = [name for name in revisions if name.endswith("_status.py")]
+    revisions[status] = revisions[status].replace(
+        "def downgrade() -> None:\n",
+        'def downgrade() -> None:\n    op.execute("DROP TYPE mood")\n',
+    )
+
+    environment.setenv("CI", "")
+    environment.setenv("TEST_DATABASE_URL", make_database("postgresql"))
+    with project_in(pytester, STEPS["urgent"], revisions) as project:
+        code, report = migration_tests(pytester, project, "keeps_the_rows")
+    assert code != 0
+    text = " ".join(report.split())
+    assert 'type "mood" does not exist' in text, report
+    assert "names something that is missing or already there" in text, report
+    assert "migration_rows.py" not in text, report
