@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.autogenerate import render_python_code
 from alembic.operations import ops
+from alembic_postgresql_enum.operations.sync_enum_values import SyncEnumValuesOp
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import AddConstraint
 from sqlalchemy.sql.naming import conv
@@ -341,6 +342,14 @@ def _typed_columns(op: Any) -> list[tuple[str, sa.Column[Any]]]:
     return []
 
 
+def _enum_values_set(op: Any, where: Where) -> Iterator[str]:
+    """alembic-postgresql-enum's sync_enum_values (enums.py): a value taken
+    out of a native ENUM type (or renamed)."""
+    if isinstance(op, SyncEnumValuesOp):
+        values = ", ".join(repr(value) for value in op.new_values)
+        yield f"set the values of ENUM type {op.name} to {values}"
+
+
 def _engine_only_types(op: Any, where: Where) -> Iterator[str]:
     """A type that one of the engines the revision runs on cannot create (an
     ARRAY or INET on SQLite, a String without a length on MySQL): SQLAlchemy
@@ -583,6 +592,22 @@ RULES: list[Rule] = [
         _cast_without_using,
         _using_fix,
         squawk=("changing-column-type",),
+    ),
+    Rule(
+        "enum-value-removed",
+        FAILS_WITH_ROWS,
+        "PostgreSQL cannot take a value out of an ENUM type: the type is made"
+        " anew and every column of it cast, which rewrites the tables under a"
+        " lock that blocks reads and writes, and fails if a row holds a value"
+        " the new type lacks.",
+        _enum_values_set,
+        _words(
+            "Move the rows off a removed value first, in the revision"
+            ' (op.execute("UPDATE ...")), and list a renamed value in'
+            ' enum_values_to_rename=[("old", "new")]; or keep the value in the'
+            " Python enum."
+        ),
+        postgresql_only=True,
     ),
     Rule(
         "engine-only-type",
