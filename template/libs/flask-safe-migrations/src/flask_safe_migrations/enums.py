@@ -44,6 +44,7 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrationScript, Operations, ops
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 from alembic_postgresql_enum.operations.add_enum_values import AddEnumValuesOp
 from alembic_postgresql_enum.operations.sync_enum_values import SyncEnumValuesOp
 
@@ -251,6 +252,33 @@ _HAS_VALUE = sa.text("""
 """)
 
 Operations.register_operation("add_enum_value")(_AddEnumValueOnce)
+
+
+class _SyncEnumValuesExplained(SyncEnumValuesOp):
+    """`op.sync_enum_values(...)` whose refusal of rows that hold a value the
+    type loses is a paragraph that says what to do, not a traceback."""
+
+    @classmethod
+    def sync_enum_values(
+        cls, operations: Operations, *args: Any, **kwargs: Any
+    ) -> None:
+        try:
+            super().sync_enum_values(operations, *args, **kwargs)
+        except ValueError as exc:
+            if "row containing reference" not in str(exc):
+                raise
+            name = kwargs.get("enum_name", args[1] if len(args) > 1 else "?")
+            raise CommandError(
+                f"Cannot take values out of the ENUM type {name}: rows hold a"
+                " value the type loses, and PostgreSQL refuses to cast them (the"
+                " revision was rolled back, the rows are kept). Move those rows"
+                ' to another value first, in the revision (op.execute("UPDATE'
+                ' ...")), or list a renamed value in enum_values_to_rename=[("old",'
+                ' "new")].'
+            ) from None
+
+
+Operations.register_operation("sync_enum_values")(_SyncEnumValuesExplained)
 
 
 class KeptValues(ops.MigrateOperation):
