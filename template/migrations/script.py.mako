@@ -28,9 +28,9 @@ ${imports if imports else ""}
 # - downgrade() must undo upgrade(); run `flask db downgrade` once to try it.
 
 % if findings:
-# THE REVIEW FLAGGED THIS REVISION (see the comments in upgrade()). The
-# migration tests fail until each finding is written the safe way or
-# acknowledged here: check it, then uncomment its line.
+# THE REVIEW FLAGGED THIS REVISION (see the comments in upgrade() and
+# downgrade()). The migration tests fail until each finding is written the
+# safe way or acknowledged here: check it, then uncomment its line.
 ACKNOWLEDGED: list[str] = [
 % for note, text in findings:
     # ${note}:

@@ -4,7 +4,8 @@ way (flask_safe_migrations.guards): a unique constraint or index over
 duplicates, a CHECK that rows violate, a string column narrowed below its
 longest value. The same changes on rows that allow them go through. Alembic's
 operations run in-process, through the guards that migrations/env.py
-installs, on a table with rows."""
+installs, on a table with rows. And the migration tests' sample rows share
+values where the schema allows it, so that such a change fails there too."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,9 @@ from alembic.util import CommandError
 from flask_safe_migrations import guards
 
 from ..servers import SERVERS
+from .generated_suite import NAME, USER, WALK, migration_tests, project_in
+
+pytest_plugins = ["pytester"]
 
 
 def batch(change: Callable[[Any], None]) -> Callable[[Operations], None]:
@@ -120,3 +124,28 @@ def test_changes_the_rows_forbid_are_refused_alike_on_every_engine(url: str) -> 
     assert attempt(url, "check", GOOD) == "done"
     assert "5 row(s) hold longer values (up to 15)" in attempt(url, "narrow", BAD)
     assert attempt(url, "narrow", GOOD) == "done"
+
+
+UNIQUE_NAMES = USER.replace(
+    NAME, "    name: Mapped[str] = mapped_column(sa.String(100), unique=True)\n"
+)
+
+
+def test_a_unique_constraint_over_values_the_sample_rows_share_fails_the_walk(
+    pytester: pytest.Pytester, database_url: str, environment: pytest.MonkeyPatch
+) -> None:
+    """The migration tests' rows share the values of the columns no unique
+    constraint covers, as production's rows may (flask_safe_migrations
+    .sample_rows): a revision that makes users.name unique fails the walk with
+    the guard's message naming the duplicates, instead of in production."""
+    with project_in(pytester) as project:
+        project.autogenerate(UNIQUE_NAMES, "unique names")
+        if not database_url.startswith("sqlite"):  # else the plugin's SQLite files
+            environment.setenv("TEST_DATABASE_URL", database_url)
+        returncode, report = migration_tests(pytester, project, WALK)
+    assert returncode != 0, report
+    flat = " ".join(report.split())
+    assert (
+        "Cannot add the unique constraint uq_users_name on users (name): rows"
+        " repeat 'sample " in flat
+    ), report

@@ -224,12 +224,29 @@ def test_each_revision_runs_on_every_engine_without_losing_rows(
     assert applied[-1]["tables"] == 14  # coupons added, stock levels dropped
 
 
+DISTINCT_TITLES = """\
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def sample_row(table: sa.Table, n: int) -> dict[str, Any] | None:
+    if table.name == "products":
+        return {"title": f"Product {n}"}
+    return None
+"""
+
+
 def test_the_projects_migration_tests_accept_the_history(
     history: list[Revision], make_mini_project: Callable[..., MiniProject]
 ) -> None:
-    """The acknowledgements included, as written."""
+    """The acknowledgements included, as written; and, as the shop's titles
+    are unique before "unique product titles" makes them so, sample rows that
+    say it (the sample rows otherwise repeat a title, as production might)."""
     project = make_mini_project(models=SHOP)
     project.write_file("models/shop.py", history[-1].shop)
     project.add_revisions({revision.name: revision.text for revision in history})
+    (project.root / "tests").mkdir()
+    (project.root / "tests" / "migration_rows.py").write_text(DISTINCT_TITLES)
     result = run_in_subprocess(project)
     assert "\n6 passed" in result.stdout, result.stdout

@@ -210,6 +210,7 @@ class _Environment:
                     connection=connection, target_metadata=metadata, **options
                 )
             migration_context = context.get_context()
+            guards.follow_steps(migration_context)  # a downgrade's refusals say so
             # PostgreSQL: each migration under a lock held by its own
             # transaction, safe through a transaction pooler (locking.py).
             run = locking.one_at_a_time(

@@ -17,10 +17,15 @@ names them), a CHECK that rows violate, a string column narrowed below its
 longest value. The checks are Alembic's own implementations with a query in
 front (Operations.implementation_for), for op and batch_op alike; with `flask
 db upgrade --sql` there are no rows to see, and they stand aside.
+
+In a downgrade the rows are the ones written since the upgrade, and the advice
+differs: the message names the revision being downgraded and says what to do
+in its downgrade() (follow_steps() tells the checks which step runs).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from alembic.operations import Operations, ops
@@ -28,6 +33,7 @@ from alembic.operations.toimpl import add_column as alembic_add_column
 from alembic.operations.toimpl import alter_column as alembic_alter_column
 from alembic.operations.toimpl import create_constraint as alembic_create_constraint
 from alembic.operations.toimpl import create_index as alembic_create_index
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.util import CommandError
 from sqlalchemy import Executable, Row, literal, select, table
 
@@ -45,6 +51,55 @@ def install() -> None:
         Operations.implementation_for(constraint, replace=True)(_create_constraint)
 
 
+# The revision step each migration context is running (follow_steps).
+_RUNNING: "WeakKeyDictionary[MigrationContext, Any]" = WeakKeyDictionary()
+
+
+def follow_steps(migration_context: MigrationContext) -> None:
+    """Note each step ``migration_context`` runs, for the messages. Alembic has
+    no hook before a step runs (on_version_apply comes after): the steps are
+    noted as the command's step function hands them to it (locking.py wraps it
+    the same way)."""
+    steps = migration_context._migrations_fn
+    if steps is None:
+        return
+
+    def noted(heads: Any, context: MigrationContext) -> Iterator[Any]:
+        try:
+            for step in steps(heads, context):
+                _RUNNING[migration_context] = step
+                yield step
+        finally:
+            _RUNNING.pop(migration_context, None)
+
+    migration_context._migrations_fn = noted
+
+
+def _downgrading(operations: Operations) -> str | None:
+    """The revision whose downgrade is running, as "revision <id> (<message>)";
+    None in an upgrade."""
+    step = _RUNNING.get(operations.migration_context)
+    if not isinstance(step, RevisionStep) or step.is_upgrade:
+        return None
+    revision = step.revision
+    return f"revision {revision.revision}" + (
+        f" ({revision.doc})" if revision.doc else ""
+    )
+
+
+def _refusal(
+    operations: Operations, what: str, why: str, fix: str, downgrade_fix: str
+) -> CommandError:
+    """The error "Cannot <what>: <why> <fix>"; in a downgrade, said of the
+    revision, with the advice for its downgrade()."""
+    revision = _downgrading(operations)
+    if revision is None:
+        return CommandError(f"Cannot {what}: {why} {fix}")
+    return CommandError(
+        f"The downgrade of {revision} cannot {what}: {why} {downgrade_fix}"
+    )
+
+
 def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
     column = operation.column
     if (
@@ -55,15 +110,21 @@ def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
         and column.identity is None
         and _has_rows(operations, operation.table_name, operation.schema)
     ):
-        raise CommandError(
-            f"Cannot add the NOT NULL column {operation.table_name}.{column.name}:"
-            f" {operation.table_name} holds rows, and the column has no server"
+        raise _refusal(
+            operations,
+            f"add the NOT NULL column {operation.table_name}.{column.name}",
+            f"{operation.table_name} holds rows, and the column has no server"
             " default to give them. PostgreSQL and SQLite refuse this, and"
             " MySQL/MariaDB would silently write 0 or '' into every row, so the"
-            " migration refuses it on every engine. Give the column a"
-            " server_default (in the model, then generate the revision again), or"
-            " add it nullable, fill it, and make it NOT NULL afterwards"
-            ' (migrations/README, "Adding a NOT NULL column").'
+            " migration refuses it on every engine.",
+            "Give the column a server_default (in the model, then generate the"
+            " revision again), or add it nullable, fill it, and make it NOT NULL"
+            ' afterwards (migrations/README, "Adding a NOT NULL column").',
+            "In downgrade(), give add_column a server_default, or add the column"
+            " nullable, backfill it, then set NOT NULL. If the values cannot be"
+            " restored, acknowledge the review's finding (\"downgrade: add NOT"
+            f" NULL column {operation.table_name}.{column.name} without a server"
+            ' default") and downgrade only a database whose table is empty.',
         )
     alembic_add_column(operations, operation)
 
@@ -144,12 +205,17 @@ def _refuse_duplicates(
         for row in repeated[:_SHOWN]
     )
     more = " and more" if len(repeated) > _SHOWN else ""
-    raise CommandError(
-        f"Cannot add {what} on {name} ({', '.join(columns)}): rows repeat"
-        f" {shown}{more}. Every engine refuses it, each in its own words. Remove"
-        " or merge the duplicates first, in this migration before the constraint"
-        " (an UPDATE or DELETE through op.execute) or in a data migration of its"
-        " own, then run the upgrade again."
+    raise _refusal(
+        operations,
+        f"add {what} on {name} ({', '.join(columns)})",
+        f"rows repeat {shown}{more}. Every engine refuses it, each in its own words.",
+        "Remove or merge the duplicates first, in this migration before the"
+        " constraint (an UPDATE or DELETE through op.execute) or in a data"
+        " migration of its own, then run the upgrade again.",
+        "Rows written since the upgrade repeat values it allowed: remove or"
+        " merge the duplicates in downgrade(), before it restores the"
+        " constraint (an UPDATE or DELETE through op.execute), then run the"
+        " downgrade again.",
     )
 
 
@@ -168,12 +234,17 @@ def _refuse_violations(
     )
     count = counted[0][0] if counted else 0
     if count:
-        raise CommandError(
-            f"Cannot add the CHECK constraint {operation.constraint_name} on"
-            f" {operation.table_name}: {count} row(s) violate it ({condition})."
-            " Fix or delete those rows first, in this migration before the"
+        raise _refusal(
+            operations,
+            f"add the CHECK constraint {operation.constraint_name} on"
+            f" {operation.table_name}",
+            f"{count} row(s) violate it ({condition}).",
+            "Fix or delete those rows first, in this migration before the"
             " constraint or in a data migration of its own, then run the upgrade"
-            " again."
+            " again.",
+            "Rows written since the upgrade violate it: fix or delete them in"
+            " downgrade(), before it restores the constraint, then run the"
+            " downgrade again.",
         )
 
 
@@ -190,13 +261,17 @@ def _refuse_longer_values(
     )
     longest: tuple[Any, ...] = tuple(found[0]) if found else (0, 0)
     if longest[0]:
-        raise CommandError(
-            f"Cannot narrow {operation.table_name}.{operation.column_name} to"
-            f" {length} characters: {longest[0]} row(s) hold longer values (up to"
-            f" {longest[1]}). PostgreSQL refuses it, MySQL without strict mode"
-            " would cut them, and SQLite would keep them longer than the column"
-            " says, so the migration refuses it on every engine. Shorten or move"
-            " those values first, or keep the column wider."
+        raise _refusal(
+            operations,
+            f"narrow {operation.table_name}.{operation.column_name} to"
+            f" {length} characters",
+            f"{longest[0]} row(s) hold longer values (up to {longest[1]})."
+            " PostgreSQL refuses it, MySQL without strict mode would cut them,"
+            " and SQLite would keep them longer than the column says, so the"
+            " migration refuses it on every engine.",
+            "Shorten or move those values first, or keep the column wider.",
+            "Rows written since the upgrade hold them: shorten or move them in"
+            " downgrade(), before the alter_column, or leave the column wide.",
         )
 
 

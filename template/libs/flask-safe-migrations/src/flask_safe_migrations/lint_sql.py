@@ -14,8 +14,9 @@ revision is linted. CI runs this on every change; run it before you push
 A finding the revision acknowledges for the review (its ACKNOWLEDGED list:
 a column dropped once no running code reads it) is meant, for squawk too: the
 squawk rules that flag the same operation (rules.py, each rule's `squawk`) are
-off for that revision. For a squawk rule the review has no rule for, the
-revision says so in its file, for itself only:
+off for that revision. Only what upgrade() runs is linted, so an acknowledged
+downgrade finding ("downgrade: ...") turns nothing off. For a squawk rule the
+review has no rule for, the revision says so in its file, for itself only:
 
     SQUAWK_IGNORE = ["ban-drop-column"]
 """
@@ -95,7 +96,8 @@ def render(script: Script) -> str:
 
 
 def acknowledged_rules(script: Script) -> set[str]:
-    """The squawk rules of the review findings that ``script`` acknowledges."""
+    """The squawk rules of the review findings in ``script``'s upgrade (the SQL
+    linted) that it acknowledges."""
     accepted = review.acknowledged(script.module)
     found = review.findings_in_revision(
         Path(script.path), vars(script.module), "postgresql"
@@ -103,7 +105,7 @@ def acknowledged_rules(script: Script) -> set[str]:
     return {
         rule
         for finding in found
-        if finding.text in accepted
+        if finding.text in accepted and not finding.in_downgrade
         for rule in finding.rule.squawk
     }
 

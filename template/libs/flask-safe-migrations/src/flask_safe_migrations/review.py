@@ -8,6 +8,11 @@ that was dropped and added again gets the rename that keeps its data. The
 migration tests run the same rules over every revision's upgrade(), written
 by autogenerate or by hand, and fail on a finding that the revision does not
 list in its ACKNOWLEDGED.
+
+downgrade() is reviewed too, for what stops it on the rows written since the
+upgrade (a column added back NOT NULL without a default, a type narrowed
+back): its findings' texts start with "downgrade: ", its advice is for the
+downgrade, and the same ACKNOWLEDGED list accepts them.
 """
 
 import ast
@@ -60,7 +65,7 @@ class Review:
 
     def acknowledgements(self) -> list[tuple[str, str]]:
         """(note, text) for the revision's ACKNOWLEDGED list (script.py.mako)."""
-        notes = [(finding.kind, finding.text) for finding in self.findings]
+        notes = [(_label(finding), finding.text) for finding in self.findings]
         notes += [
             (f"{BREAKS_RUNNING_RELEASE}, once the rename is applied", text)
             for _, _, text in self.renames
@@ -76,7 +81,7 @@ class Review:
                 f" acknowledge each in its {ACKNOWLEDGEMENT} list:"
             )
         for finding in self.findings:
-            lines.append(f"  - {finding.kind}: {finding.text}")
+            lines.append(f"  - {_label(finding)}: {finding.text}")
             lines.append(textwrap.indent(_fix(finding), "      "))
         for what, rename, _ in self.renames:
             lines.append(f"Likely rename ({what}). To keep the data, use instead:")
@@ -93,14 +98,19 @@ def review(script: MigrationScript, production_engine: str) -> Review:
     """Mark findings and likely renames in ``script``'s operations, in place,
     for a project that runs ``production_engine`` in production."""
     result = Review()
-    for container in script.upgrade_ops_list:
-        operations = list(_flatten(container.ops))
-        where = Where(
-            new_tables=_tables(operations, ops.CreateTableOp),
-            dropped_tables=_tables(operations, ops.DropTableOp),
-            production_engine=production_engine,
-        )
-        _review_container(container, where, result)
+    for in_downgrade, containers in (
+        (False, script.upgrade_ops_list),
+        (True, script.downgrade_ops_list),
+    ):
+        for container in containers:
+            operations = list(_flatten(container.ops))
+            where = Where(
+                new_tables=_tables(operations, ops.CreateTableOp),
+                dropped_tables=_tables(operations, ops.DropTableOp),
+                production_engine=production_engine,
+                in_downgrade=in_downgrade,
+            )
+            _review_container(container, where, result)
     # The downgrade gets the reverse rename, so that it keeps the data too.
     for upgrade_ops in script.upgrade_ops_list:
         _hint_renames(upgrade_ops, result, in_upgrade=True)
@@ -131,9 +141,14 @@ def _review_container(container: ops.OpContainer, where: Where, result: Review) 
             _insert_before(container.ops, op, _comment(finding, container))
 
 
+def _label(finding: Finding) -> str:
+    return f"{finding.kind}, in downgrade()" if finding.in_downgrade else finding.kind
+
+
 def _comment(finding: Finding, container: ops.OpContainer) -> list[str]:
     lines = [f"{finding.kind}: {finding.text}."]
-    lines += textwrap.wrap(finding.rule.why, 76)
+    if not finding.in_downgrade or finding.rule.downgrade is finding.rule.fix:
+        lines += textwrap.wrap(finding.rule.why, 76)  # the downgrade's says why
     fix = _fix(finding)
     if "\n" in fix or fix.startswith(("op.", "batch_op.", "with ", "if ")):
         outside = isinstance(container, ops.ModifyTableOps) and not fix.startswith(
@@ -305,8 +320,8 @@ def acknowledged(module: ModuleType) -> set[str]:
 def unacknowledged(
     path: Path, module: ModuleType, production_engine: str
 ) -> list[Finding]:
-    """The findings in the upgrade() of the revision at ``path`` (its module:
-    ``module``) that it does not acknowledge."""
+    """The findings in the upgrade() and downgrade() of the revision at
+    ``path`` (its module: ``module``) that it does not acknowledge."""
     accepted = acknowledged(module)
     return [
         finding
@@ -318,33 +333,42 @@ def unacknowledged(
 def findings_in_revision(
     path: Path, namespace: dict[str, Any], production_engine: str
 ) -> list[Finding]:
-    """What the rules find in the upgrade() of the revision at ``path``, and in
-    its upgrade_<bind>() functions (binds.py).
+    """What the rules find in the upgrade() and downgrade() of the revision at
+    ``path``, and in its upgrade_<bind>() and downgrade_<bind>() functions
+    (binds.py); the downgrade's findings are marked ``in_downgrade``.
 
     Reads the operations from the code without running it; ``namespace`` (the
     revision module's globals) resolves the types and columns they mention.
     """
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
-    for upgrade in tree.body:
-        if not isinstance(upgrade, ast.FunctionDef) or not (
-            upgrade.name == "upgrade" or upgrade.name.startswith("upgrade_")
-        ):
+    for function in tree.body:
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        direction = function.name.partition("_")[0]
+        if direction not in {"upgrade", "downgrade"}:
             continue
         finder = _OperationFinder(dict(namespace))
-        finder.visit(upgrade)
+        finder.visit(function)
         operations: list[Any] = [op for op, _ in finder.operations]
         new_tables = _tables(operations, ops.CreateTableOp)
         dropped_tables = _tables(operations, ops.DropTableOp)
         for op, postgresql in finder.operations:
-            where = Where(new_tables, dropped_tables, postgresql, production_engine)
+            where = Where(
+                new_tables,
+                dropped_tables,
+                postgresql,
+                production_engine,
+                in_downgrade=direction == "downgrade",
+            )
             found += findings(op, where)
     return found
 
 
 class _OperationFinder(ast.NodeVisitor):
-    """Collects the Alembic operations an upgrade() calls, batch ones included,
-    each with whether it runs on PostgreSQL (not in an `else` of a dialect test)."""
+    """Collects the Alembic operations an upgrade() or downgrade() calls, batch
+    ones included, each with whether it runs on PostgreSQL (not in an `else` of
+    a dialect test)."""
 
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.namespace = namespace

@@ -57,6 +57,7 @@ class Where:
     # The engine the project runs in production (project.py): every revision
     # runs there and on SQLite, the development database.
     production_engine: str = "postgresql"
+    in_downgrade: bool = False  # in downgrade(): undoing the upgrade
 
     @property
     def runs_on(self) -> list[str]:
@@ -74,6 +75,17 @@ class Rule:
     # The squawk rules that flag the same operation in its SQL: acknowledging
     # the finding in a revision also tells squawk (lint_sql.py) it is meant.
     squawk: tuple[str, ...] = ()
+    # What to do when the operation is in a downgrade(), which runs on the rows
+    # written since the upgrade. A rule without it is not run on downgrades:
+    # dropping what the upgrade added, building its index again or narrowing
+    # back a widened column is what a downgrade is for (the data guards still
+    # refuse a narrowing the rows do not fit).
+    downgrade: Callable[[Any], str] | None = None
+
+
+# What a downgrade finding's text starts with, in ACKNOWLEDGED too: an entry
+# without it is about upgrade(), as it always was.
+DOWNGRADE = "downgrade: "
 
 
 @dataclass(frozen=True)
@@ -81,12 +93,15 @@ class Finding:
     rule: Rule
     text: str  # what ACKNOWLEDGED lists to accept it
     op: ops.MigrateOperation = field(compare=False)
+    in_downgrade: bool = False
 
     @property
     def kind(self) -> str:
         return self.rule.kind
 
     def fix(self) -> str:
+        if self.in_downgrade and self.rule.downgrade is not None:
+            return self.rule.downgrade(self.op)
         return self.rule.fix(self.op)
 
 
@@ -98,7 +113,13 @@ def findings(op: ops.MigrateOperation, where: Where) -> list[Finding]:
             where.postgresql and where.production_engine == "postgresql"
         ):
             continue
-        found += [Finding(rule, text, op) for text in rule.match(op, where)]
+        if where.in_downgrade and rule.downgrade is None:
+            continue
+        prefix = DOWNGRADE if where.in_downgrade else ""
+        found += [
+            Finding(rule, prefix + text, op, where.in_downgrade)
+            for text in rule.match(op, where)
+        ]
     return found
 
 
@@ -526,6 +547,16 @@ def _rename(op: Any, where: Where) -> Iterator[str]:
         yield f"rename table {op.table_name} to {op.new_table_name}"
 
 
+def _readd_not_null(op: Any) -> str:
+    return (
+        f"The downgrade re-adds {op.table_name}.{op.column.name} NOT NULL with no"
+        " server default: on a table with rows it cannot run. In downgrade(), give"
+        " it a server_default, or add it nullable, backfill, then set NOT NULL."
+        " If the values cannot be restored, acknowledge this finding: the"
+        " migration tests then downgrade this revision on empty tables."
+    )
+
+
 def _words(text: str) -> Callable[[Any], str]:
     return lambda op: text
 
@@ -583,6 +614,7 @@ RULES: list[Rule] = [
             ' (migrations/README, "Adding a NOT NULL column").'
         ),
         squawk=("adding-required-field",),
+        downgrade=_readd_not_null,
     ),
     Rule(
         "cast-without-using",
@@ -592,6 +624,7 @@ RULES: list[Rule] = [
         _cast_without_using,
         _using_fix,
         squawk=("changing-column-type",),
+        downgrade=_using_fix,
     ),
     Rule(
         "enum-value-removed",

@@ -8,10 +8,15 @@ so such a migration fails on the developer's machine instead of in production.
 
 The rows follow the reflected schema: a value of each column's type, within
 its length; NOT NULL columns filled; parents before children, each foreign key
-pointing at a real row; values that differ in every row (unique constraints);
-the values an ENUM or an `IN (...)` CHECK constraint allows. A project that
-needs realistic values passes ``customise``: it returns, for a table and a
-serial number, the values to use instead (see migrations/README).
+pointing at a real row; the values an ENUM or an `IN (...)` CHECK constraint
+allows. Values differ from row to row only where the schema demands it: in the
+columns a primary key, a unique constraint or a unique index covers. The rows
+of one fill share every other value (foreign keys included: they point at the
+same parent row), as production's rows do, so a later revision that makes such
+a column unique fails on them with the guard's message naming the duplicates
+(guards.py) instead of in production. A project that needs realistic values
+passes ``customise``: it returns, for a table and a serial number, the values
+to use instead (see migrations/README).
 """
 
 import datetime
@@ -189,9 +194,11 @@ class SampleRows:
         inserted: Mapping[str, list[dict[str, Any]]],
     ) -> list[dict[str, Any]]:
         rows = []
+        unique = unique_columns(table)
+        shared = self.serial + 1  # the other columns' values: the first row's
         for index in range(ROWS_PER_TABLE):
             self.serial += 1
-            row = self._make_row(connection, table, inserted, index)
+            row = self._make_row(connection, table, inserted, index, unique, shared)
             if self.customise is not None:
                 row.update(self.customise(table, self.serial) or {})
             try:  # a failure rolls back the whole fill
@@ -215,14 +222,21 @@ class SampleRows:
         table: sa.Table,
         inserted: Mapping[str, list[dict[str, Any]]],
         index: int,
+        unique: set[str],
+        shared: int,
     ) -> dict[str, Any]:
+        """The values of the ``index``-th row of this fill: new ones in the
+        ``unique`` columns, the fill's ``shared`` ones in the others."""
         row: dict[str, Any] = {}
         for column in table.columns:
             if column is table.autoincrement_column or column.computed is not None:
                 continue
-            row[column.name] = self._value(table, column)
+            n = self.serial if column.name in unique else shared
+            row[column.name] = self._value(table, column, n)
         for fk in table.foreign_key_constraints:
-            row.update(self._parent_key(connection, fk, inserted, index))
+            distinct = any(column.name in unique for column in fk.columns)
+            parent = index if distinct else 0
+            row.update(self._parent_key(connection, fk, inserted, parent))
         return row
 
     def _parent_key(
@@ -253,8 +267,7 @@ class SampleRows:
             return dict(zip(columns, existing, strict=True))
         return dict.fromkeys(columns)  # NULL, the only choice left
 
-    def _value(self, table: sa.Table, column: sa.Column[Any]) -> Any:
-        n = self.serial
+    def _value(self, table: sa.Table, column: sa.Column[Any], n: int) -> Any:
         allowed = allowed_values(table, column)
         if allowed:
             return allowed[n % len(allowed)]
@@ -289,6 +302,26 @@ class SampleRows:
             return []
         length = getattr(column_type, "length", None)
         return short_text(n, length)
+
+
+def unique_columns(table: sa.Table) -> set[str]:
+    """The columns whose values must differ from row to row: those a primary
+    key, a unique constraint or a unique index covers (an expression index,
+    such as one on lower(email): the columns it names)."""
+    names = {column.name for column in table.primary_key.columns}
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            names |= {column.name for column in constraint.columns}
+    for index in table.indexes:
+        if index.unique:
+            named = " ".join(str(expression) for expression in index.expressions)
+            names |= {column.name for column in index.columns}
+            names |= {
+                column.name
+                for column in table.columns
+                if re.search(rf"\b{re.escape(column.name)}\b", named)
+            }
+    return names
 
 
 def parents_first(tables: list[sa.Table]) -> list[sa.Table]:

@@ -36,7 +36,8 @@ from sqlalchemy.exc import DBAPIError
 from . import model_modules, pytest_plugin, review, template_files
 from .reuse import Proofs
 from .revision_steps import RevisionSteps
-from .sample_rows import Customise, SampleRows, count_rows, named_in
+from .rules import DOWNGRADE
+from .sample_rows import Customise, SampleRows, count_rows, delete_all_rows, named_in
 
 __all__ = [
     "test_every_model_module_is_imported",
@@ -159,8 +160,7 @@ def test_every_revision_keeps_the_rows_and_downgrades_and_upgrades_again(
     else:  # down through them, newest first, with rows; then up as below
         revision_steps.upgrade_to_heads()
         for revision in reversed(revisions):
-            fill(db, rows, revision, count_rows(db.engine))
-            with_rows("Downgrading from", revision, revision_steps.downgrade)
+            downgrade(db, rows, revision, revision_steps)
     pytest_plugin.stash_walk(
         request.config,
         f"{len(revisions)} of {len(history)} revisions"
@@ -172,13 +172,33 @@ def test_every_revision_keeps_the_rows_and_downgrades_and_upgrades_again(
         with_rows("Upgrading to", revision, revision_steps.upgrade)
         after = count_rows(db.engine)
         assert_no_row_lost(revision, before, after)
-        fill(db, rows, revision, after)
-        with_rows("Downgrading from", revision, revision_steps.downgrade)
+        downgrade(db, rows, revision, revision_steps)
         fill(db, rows, revision, count_rows(db.engine))
         revision_steps.upgrade(revision)
         counts = count_rows(db.engine)
     if proofs is not None:
         proofs.proved_walk(revisions)
+
+
+def downgrade(
+    db: SQLAlchemy, rows: SampleRows, revision: Script, revision_steps: RevisionSteps
+) -> None:
+    """Downgrade from ``revision`` with rows in its tables; on empty tables if
+    it acknowledges that rows stop its downgrade (a "downgrade: ..." finding of
+    the review in its ACKNOWLEDGED: a column that cannot be added back)."""
+    if rows_stop_downgrade(revision):
+        delete_all_rows(db.engine)
+        with_rows("Downgrading from", revision, revision_steps.downgrade, empty=True)
+        return
+    fill(db, rows, revision, count_rows(db.engine))
+    with_rows("Downgrading from", revision, revision_steps.downgrade)
+
+
+def rows_stop_downgrade(revision: Script) -> bool:
+    """Whether ``revision`` acknowledges a finding of the review in its
+    downgrade(): each is about rows the downgrade cannot take (rules.py)."""
+    accepted = review.acknowledged(revision.module)
+    return any(text.startswith(DOWNGRADE) for text in accepted)
 
 
 def fill(
@@ -237,8 +257,14 @@ def _about_the_schema(exc: DBAPIError) -> bool:
     return "already exists" in message or message.startswith("no such")
 
 
-def with_rows(what: str, revision: Script, step: Callable[[Script], None]) -> None:
-    """Run ``step``; a refusal becomes one paragraph about the rows."""
+def with_rows(
+    what: str,
+    revision: Script,
+    step: Callable[[Script], None],
+    empty: bool = False,
+) -> None:
+    """Run ``step``; a refusal becomes one paragraph about the rows (``empty``:
+    the tables were emptied for it)."""
     try:
         step(revision)
     except CommandError as exc:  # the migration's own checks explain themselves
@@ -251,9 +277,10 @@ def with_rows(what: str, revision: Script, step: Callable[[Script], None]) -> No
             reason = f"{error}. {NULL_HINT if 'null' in error.lower() else VALUES_HINT}"
     else:
         return
+    tables = "are empty" if empty else "hold rows, as production's do"
     pytest.fail(
         f"{what} {revision.revision} ({Path(revision.path).name}) fails on a"
-        f" database whose tables hold rows, as production's do: {reason}",
+        f" database whose tables {tables}: {reason}",
         pytrace=False,
     )
 
@@ -293,8 +320,9 @@ def test_every_review_finding_is_acknowledged(
 ) -> None:
     """What the review flags in a revision's upgrade() (data loss, a change that
     fails once a table has rows, a lock that blocks traffic, a rename that
-    breaks the running release) is written the safe way or acknowledged in the
-    revision's ACKNOWLEDGED list (migrations/README, "What the review flags")."""
+    breaks the running release), and in its downgrade() (what the rows stop),
+    is written the safe way or acknowledged in the revision's ACKNOWLEDGED list
+    (migrations/README, "What the review flags")."""
     engine = pytest_plugin.project_of(request.config).production_engine
     unacknowledged = []
     for revision in ScriptDirectory.from_config(alembic_config).walk_revisions():
@@ -307,7 +335,9 @@ def test_every_review_finding_is_acknowledged(
         + "\nWrite each the safe way (`flask db migrate` printed it;"
         ' migrations/README, "What the review flags", has them all), or, if'
         " it is intended, add its text to"
-        f" {review.ACKNOWLEDGEMENT} in that revision. A dropped and re-added"
+        f' {review.ACKNOWLEDGEMENT} in that revision (a "downgrade: ..." one:'
+        " the walk then downgrades that revision on empty tables). A dropped"
+        " and re-added"
         " column or table that was renamed: use alter_column(...,"
         " new_column_name=...) or op.rename_table() instead."
     )
