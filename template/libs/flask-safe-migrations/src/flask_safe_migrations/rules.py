@@ -130,6 +130,8 @@ def narrows(old: Any, new: Any) -> bool:
     """Whether converting a column from type ``old`` to ``new`` can lose data."""
     if not _readable(old, new):
         return True  # a type we cannot read: assume the worst
+    if isinstance(old, sa.Enum) and isinstance(new, sa.Enum):
+        return not set(new.enums) >= set(old.enums)  # a value taken out
     if old._type_affinity is not new._type_affinity:
         return True
     if isinstance(old, sa.String) and isinstance(new, sa.String):
@@ -153,6 +155,12 @@ def needs_using(old: Any, new: Any) -> bool:
     """
     if not _readable(old, new):
         return False  # unknown: the data-loss rule already asks for a look
+    if (
+        isinstance(old, sa.Enum)
+        and isinstance(new, sa.Enum)
+        and not (old.name and new.name)
+    ):
+        return False  # MySQL's inline ENUM, reflected without a name: no type
     if _native_enum(new):
         return not _native_enum(old) or old.name != new.name
     if isinstance(new, sa.String):
