@@ -85,9 +85,9 @@ alembic_postgresql_enum.set_configuration(
 
 
 def install() -> None:
-    """Wrap add_column, drop_column and drop_table (op and batch_op) with the
-    type's creation and the record of its users; run after guards.install(),
-    whose add_column this one then calls."""
+    """Wrap add_column, create_table, drop_column and drop_table (op and
+    batch_op) with the type's creation, a leftover's removal and the record of
+    its users; run after guards.install(), whose add_column this one calls."""
     wrappers: dict[type[ops.MigrateOperation], Implementation] = {
         ops.AddColumnOp: _add_column,
         ops.CreateTableOp: _create_table,
