@@ -19,7 +19,8 @@ ${imports if imports else ""}
 # - A rename is written as drop + add, which loses the data: use
 #   batch_op.alter_column(..., new_column_name=...) or op.rename_table(...).
 # - A new NOT NULL column on a table with rows needs a server_default.
-# - Enum values, CHECK constraints and data changes are not detected.
+# - CHECK constraints and data changes are not detected; native ENUM values
+#   only against PostgreSQL.
 # - The review's findings (data loss, changes that fail once a table has rows,
 #   locks that block traffic, renames that break the running release): the
 #   migration tests fail until each is written the safe way its comment shows

@@ -28,6 +28,7 @@ from typing import Any, Self
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrationScript, ops
+from alembic_postgresql_enum.operations.sync_enum_values import SyncEnumValuesOp
 
 from .renames import carried_by
 from .rules import BREAKS_RUNNING_RELEASE, Finding, Where, code, findings
@@ -484,6 +485,14 @@ class _OperationFinder(ast.NodeVisitor):
         if method in {"create_unique_constraint", "create_check_constraint"}:
             return self._constraint(
                 method, arg(node, 0, "constraint_name"), arg(node, 1, "table_name")
+            )
+        if method == "sync_enum_values":  # alembic-postgresql-enum's (enums.py)
+            return SyncEnumValuesOp(
+                arg(node, 0, "enum_schema"),
+                arg(node, 1, "enum_name"),
+                [],
+                list(arg(node, 2, "new_values") or []),
+                [],
             )
         return self._column_call(method, node, arg(node, 0, "table_name"), 1)
 

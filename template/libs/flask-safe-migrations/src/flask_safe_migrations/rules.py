@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.autogenerate import render_python_code
 from alembic.operations import ops
+from alembic_postgresql_enum.operations.sync_enum_values import SyncEnumValuesOp
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import AddConstraint
 from sqlalchemy.sql.naming import conv
@@ -129,6 +130,8 @@ def narrows(old: Any, new: Any) -> bool:
     """Whether converting a column from type ``old`` to ``new`` can lose data."""
     if not _readable(old, new):
         return True  # a type we cannot read: assume the worst
+    if isinstance(old, sa.Enum) and isinstance(new, sa.Enum):
+        return not set(new.enums) >= set(old.enums)  # a value taken out
     if old._type_affinity is not new._type_affinity:
         return True
     if isinstance(old, sa.String) and isinstance(new, sa.String):
@@ -152,6 +155,12 @@ def needs_using(old: Any, new: Any) -> bool:
     """
     if not _readable(old, new):
         return False  # unknown: the data-loss rule already asks for a look
+    if (
+        isinstance(old, sa.Enum)
+        and isinstance(new, sa.Enum)
+        and not (old.name and new.name)
+    ):
+        return False  # MySQL's inline ENUM, reflected without a name: no type
     if _native_enum(new):
         return not _native_enum(old) or old.name != new.name
     if isinstance(new, sa.String):
@@ -362,10 +371,12 @@ def _typed_columns(op: Any) -> list[tuple[str, sa.Column[Any]]]:
     return []
 
 
-def _native_enums(op: Any, where: Where) -> Iterator[str]:
-    for table, column in _typed_columns(op):
-        if isinstance(column.type, sa.Enum) and _native_enum(column.type):
-            yield f"native ENUM {column.type.name} for {table}.{column.name}"
+def _enum_values_set(op: Any, where: Where) -> Iterator[str]:
+    """alembic-postgresql-enum's sync_enum_values (enums.py): a value taken
+    out of a native ENUM type (or renamed)."""
+    if isinstance(op, SyncEnumValuesOp):
+        values = ", ".join(repr(value) for value in op.new_values)
+        yield f"set the values of ENUM type {op.name} to {values}"
 
 
 def _engine_only_types(op: Any, where: Where) -> Iterator[str]:
@@ -695,15 +706,20 @@ RULES: list[Rule] = [
         downgrade=_using_fix,
     ),
     Rule(
-        "native-enum",
-        NOT_PORTABLE,
-        "A native ENUM is a type of its own on PostgreSQL: a value added later is"
-        " not detected by autogenerate, and a downgrade leaves the type behind.",
-        _native_enums,
+        "enum-value-removed",
+        FAILS_WITH_ROWS,
+        "PostgreSQL cannot take a value out of an ENUM type: the type is made"
+        " anew and every column of it cast, which rewrites the tables under a"
+        " lock that blocks reads and writes, and fails if a row holds a value"
+        " the new type lacks.",
+        _enum_values_set,
         _words(
-            "Use a portable enum in the model:"
-            " sa.Enum(MyEnum, native_enum=False, length=20)."
+            "Move the rows off a removed value first, in the revision"
+            ' (op.execute("UPDATE ...")), and list a renamed value in'
+            ' enum_values_to_rename=[("old", "new")]; or keep the value in the'
+            " Python enum."
         ),
+        postgresql_only=True,
     ),
     Rule(
         "engine-only-type",

@@ -235,6 +235,37 @@ VALUES_HINT = (
     ' tests carry data").'
 )
 
+SCHEMA_HINT = (
+    "The revision's DDL names something that is missing or already there (a"
+    " downgrade that does not undo its upgrade, or an upgrade that assumes"
+    " what the previous revision left): run it up, down and up on an empty"
+    " database to see."
+)
+# MySQL/MariaDB errors about the schema, not the data: a table, column, key
+# or index that exists already, or does not.
+_MYSQL_SCHEMA_ERRORS = {1050, 1051, 1054, 1060, 1061, 1091, 1146}
+
+
+def _about_the_schema(exc: DBAPIError) -> bool:
+    """Whether the database refused the DDL itself (an object missing or
+    already there), whatever rows the tables hold."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):  # PostgreSQL: class 42, undefined/duplicate
+        return sqlstate in {
+            "42P01",
+            "42P06",
+            "42P07",
+            "42701",
+            "42703",
+            "42704",
+            "42710",
+        }
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    if isinstance(code, int):
+        return code in _MYSQL_SCHEMA_ERRORS
+    message = str(exc.orig).lower()
+    return "already exists" in message or message.startswith("no such")
+
 
 def with_rows(
     what: str,
@@ -250,7 +281,10 @@ def with_rows(
         reason = str(exc)
     except DBAPIError as exc:
         error = str(exc.orig).strip().splitlines()[0]
-        reason = f"{error}. {NULL_HINT if 'null' in error.lower() else VALUES_HINT}"
+        if _about_the_schema(exc):  # the rows have nothing to do with it
+            reason = f"{error}. {SCHEMA_HINT}"
+        else:
+            reason = f"{error}. {NULL_HINT if 'null' in error.lower() else VALUES_HINT}"
     else:
         return
     tables = "are empty" if empty else "hold rows, as production's do"
