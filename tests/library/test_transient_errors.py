@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask_safe_migrations import is_transient, retry_transaction
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url

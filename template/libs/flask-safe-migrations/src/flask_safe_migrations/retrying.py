@@ -79,7 +79,7 @@ def is_transient(exc: BaseException) -> bool:
     code = getattr(orig, "sqlite_errorcode", None)
     if isinstance(code, int):
         return code & 0xFF == _SQLITE_BUSY
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = getattr(orig, "args", ())
     return bool(args) and args[0] in _MYSQL_ERRORS
 
 
