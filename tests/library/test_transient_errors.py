@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from flask_safe_migrations import is_transient, retry_transaction
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from ..servers import engine
 from ..test_databases import query
 from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
@@ -207,3 +209,99 @@ def test_a_request_that_meets_a_waiting_alter_is_retried_and_succeeds(
         (warning,) = caplog.messages
         assert "rename: the database aborted the transaction" in warning
         assert "try 2 of 3" in warning
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_two_transactions_that_deadlock_on_rows_both_succeed_when_retried(
+    backend: str, make_database: Callable[[str], str]
+) -> None:
+    """The classic deadlock (each locks a row the other then needs): the
+    server aborts one (PostgreSQL 40P01, MySQL 1213), which is tried again."""
+    url = make_database(backend)
+    bind = engine(url)
+    with bind.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE counters (id int PRIMARY KEY, n int)"))
+        connection.execute(sa.text("INSERT INTO counters VALUES (1, 0), (2, 0)"))
+    both_locked = threading.Barrier(2, timeout=GIVE_UP)
+    tries: list[int] = []
+    errors: list[BaseException] = []
+
+    def add_to_both(first: int, second: int) -> None:
+        with Session(bind) as session:
+
+            @retry_transaction(session)
+            def work() -> None:
+                tries.append(first)
+                bump = "UPDATE counters SET n = n + 1 WHERE id = :id"
+                session.execute(sa.text(bump), {"id": first})
+                if len(tries) <= 2:  # the first try of each
+                    both_locked.wait()
+                session.execute(sa.text(bump), {"id": second})
+                session.commit()
+
+            try:
+                work()
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=add_to_both, args=order) for order in ((1, 2), (2, 1))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GIVE_UP)
+    bind.dispose()
+    assert errors == []
+    assert len(tries) == 3, tries  # one of them twice
+    assert query(url, "SELECT n FROM counters ORDER BY id") == [(2,), (2,)]
+
+
+def test_a_serialization_failure_is_retried_and_other_errors_are_not(
+    make_database: Callable[[str], str],
+) -> None:
+    """PostgreSQL, REPEATABLE READ: a row changed by another transaction since
+    this one's snapshot is 40001, tried again; a refused statement (a unique
+    violation) is raised at once, as is any error inside a transaction the
+    caller had begun."""
+    url = make_database("postgresql")
+    bind = engine(url)
+    with bind.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE counters (id int PRIMARY KEY, n int)"))
+        connection.execute(sa.text("INSERT INTO counters VALUES (1, 0)"))
+    tries = 0
+    with Session(bind.execution_options(isolation_level="REPEATABLE READ")) as session:
+
+        @retry_transaction(session)
+        def bump() -> None:
+            nonlocal tries
+            tries += 1
+            session.execute(sa.text("SELECT n FROM counters")).all()  # the snapshot
+            if tries == 1:
+                with bind.begin() as other:
+                    other.execute(sa.text("UPDATE counters SET n = 10"))
+            session.execute(sa.text("UPDATE counters SET n = n + 1"))
+            session.commit()
+
+        bump()
+        assert tries == 2
+        assert query(url, "SELECT n FROM counters") == [(11,)]
+
+        @retry_transaction(session)
+        def duplicate() -> None:
+            nonlocal tries
+            tries += 1
+            session.execute(sa.text("INSERT INTO counters VALUES (1, 0)"))
+
+        tries = 0
+        with pytest.raises(sa.exc.IntegrityError):
+            duplicate()
+        assert tries == 1
+        session.rollback()
+
+        session.execute(sa.text("SELECT 1"))  # the caller's transaction
+        tries = 0
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            bump()
+        assert tries == 1 and is_transient(raised.value)
+    bind.dispose()
