@@ -89,12 +89,15 @@ def rename_during_migration(
     make_mini_project: Callable[..., MiniProject],
     url: str,
     decorate: Callable[[SQLAlchemy, Callable[[int], str]], Callable[[int], str]],
+    *,
+    for_update: bool = False,
 ) -> tuple[list[int], BaseException | None, BaseException | None]:
     """A project with users at its first revision, and a view that reads a user
     and renames it (``decorate(db, view)``). The view reads, the project's
     next migration (ALTER TABLE users ADD bio) starts and waits, the view
     writes. Returns the view's tries (the id of each), and the request's and
-    the migration's errors (None: it succeeded)."""
+    the migration's errors (None: it succeeded). ``for_update``: the view
+    reads with SELECT ... FOR UPDATE."""
     backend = make_url(url).get_backend_name()
     project = make_mini_project(
         models=USER, database_url=url, production_engine=backend
@@ -114,7 +117,8 @@ def rename_during_migration(
     tries: list[int] = []
 
     def rename(user_id: int) -> str:
-        user = db.session.get(user_model, user_id)  # reads users
+        # Reads users (with a row lock, if for_update).
+        user = db.session.get(user_model, user_id, with_for_update=for_update)
         assert user is not None
         tries.append(user_id)
         if len(tries) == 1:
@@ -187,6 +191,21 @@ def test_a_read_then_write_request_deadlocks_with_a_waiting_alter_but_on_postgre
         assert "Deadlock found" in message
     else:
         assert "database is locked" in message
+
+
+def test_a_request_that_locks_the_row_as_it_reads_does_not_deadlock_on_mariadb(
+    make_database: Callable[[str], str], make_mini_project: Callable[..., MiniProject]
+) -> None:
+    """SELECT ... FOR UPDATE takes the table's write (metadata) lock with the
+    read, so the write asks for no new lock: no deadlock, no retry needed
+    (docs/connection-poolers.md names it as the other remedy)."""
+    tries, error, _ = rename_during_migration(
+        make_mini_project,
+        make_database("mysql"),
+        lambda db, view: view,
+        for_update=True,
+    )
+    assert (tries, error) == ([1], None)
 
 
 def test_a_request_that_meets_a_waiting_alter_is_retried_and_succeeds(
