@@ -6,9 +6,9 @@ try again: MySQL/MariaDB error 1213 ("Deadlock found ... try restarting
 transaction"), PostgreSQL's deadlock_detected (40P01) and
 serialization_failure (40001, in REPEATABLE READ and SERIALIZABLE
 transactions), and SQLite's SQLITE_BUSY ("database is locked"), which it
-returns at once when waiting would deadlock. The transaction was rolled back
-and nothing of it stays: running the unit of work again from its start is
-safe, and is what the databases' manuals prescribe.
+returns at once when waiting would deadlock. Once the transaction is rolled back nothing
+of it stays: running the unit of work again from its start is safe, and is
+what the databases' manuals prescribe.
 
 A deploy makes one of these in the running release, on MariaDB and SQLite,
 however short the migration's own lock wait (timeouts.py): a request that has
@@ -17,20 +17,23 @@ it (the commit's UPDATE), while the next release's migration waits to ALTER
 that table. The read holds a shared metadata lock until the transaction ends;
 the ALTER waits for it; the write asks for a write lock, which queues behind
 the waiting ALTER: a deadlock, which MariaDB ends at once by failing the
-request's transaction (a DDL statement is never the victim). SQLite's
+request's transaction, not the ALTER. SQLite's
 equivalent is the request's read lock and the migration's pending write.
 PostgreSQL lets a transaction that already holds a lock on the table go ahead
 of a waiting ALTER, so it has no deadlock here. No setting on the migration's
 side prevents it (it happens as soon as the ALTER starts waiting); retrying
-the request does: its second try waits behind the ALTER, which runs in
-milliseconds, and succeeds.
+the request does: its second try waits behind the ALTER (an online ALTER
+holds its exclusive lock briefly) and succeeds. On MariaDB, a read that locks
+the row (SELECT ... FOR UPDATE) also avoids it, by taking the write lock with
+the read; retrying covers every read-then-write.
 
     @bp.post("/users/<int:user_id>")
     @retry_transaction(db.session)
-    def rename(user_id: int) -> ...:
+    def rename(user_id: int) -> dict[str, int]:
         user = db.get_or_404(User, user_id)
         user.name = request.form["name"]
         db.session.commit()
+        return {"id": user.id}
 
 Only the unit of work's own transaction is retried: one that is open when it
 starts belongs to the caller, and rolling it back would lose the caller's
