@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import yaml
 
 from .helpers import project_environ, run
 from .servers import engine
@@ -197,6 +198,33 @@ def test_compose_file_is_valid_and_migrates_before_serving(
     # Secrets come from the environment, never from the repository.
     assert "${SECRET_KEY:?set SECRET_KEY}" in text
     assert "change-me" not in text
+
+
+@pytest.mark.parametrize("answers", ["defaults", "mysql"])
+def test_compose_puts_pgbouncer_between_the_app_and_postgresql_only(
+    render: Callable[[str], Path], answers: str
+) -> None:
+    """PostgreSQL: the app and its migrations reach the database through
+    PgBouncer in transaction mode (one DATABASE_URL for both); MariaDB: directly
+    (its migration lock belongs to the session)."""
+    compose = yaml.safe_load((render(answers) / "compose.yaml").read_text())
+    services = compose["services"]
+
+    def host(url: str) -> str:  # the password is a ${...} for compose to fill
+        return url.rsplit("@", 1)[1].split(":")[0]
+
+    url = services["migrate"]["environment"]["DATABASE_URL"]
+    assert services["web"]["environment"] == services["migrate"]["environment"]
+    if answers == "mysql":
+        assert "pgbouncer" not in services
+        assert host(url) == "db"
+        return
+    assert host(url) == "pgbouncer"
+    pooler = services["pgbouncer"]
+    assert pooler["environment"]["POOL_MODE"] == "transaction"
+    assert host(pooler["environment"]["DATABASE_URL"]) == "db"
+    assert pooler["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "pgbouncer" in services["migrate"]["depends_on"]
 
 
 def test_dockerfile_builds_a_small_unprivileged_image(

@@ -138,14 +138,69 @@ def test_every_production_command_goes_through_the_start_script(
 ) -> None:
     """scripts/start.sh refuses debug and testing mode; a pod without its own
     command runs the image's, `start.sh serve` (the Dockerfile's CMD)."""
-    for name, manifest in manifests(project).items():
+    found = manifests(project)
+    (image,) = (entry["name"] for entry in found["kustomization.yaml"]["images"])
+    for name, manifest in found.items():
         if manifest["kind"] not in {"Deployment", "Job"}:
             continue
         for container in manifest["spec"]["template"]["spec"]["containers"]:
+            if container["image"] != image:  # PgBouncer's
+                continue
             command = container.get("command", ["/app/scripts/start.sh", "serve"])
             assert command[0] == "/app/scripts/start.sh", (name, command)
     dockerfile = (project / "Dockerfile").read_text()
     assert 'CMD ["/app/scripts/start.sh", "serve"]' in dockerfile
+
+
+def test_postgresql_pods_and_the_migration_job_go_through_pgbouncer(
+    project: Path,
+) -> None:
+    """PostgreSQL: PgBouncer in transaction mode between the app and the
+    database, its Service the host of the app's DATABASE_URL, which the
+    migration Job shares; its pods as locked down as the app's. The other
+    engines have none (MySQL's migration lock needs a session of its own)."""
+    found = manifests(project)
+    configmap = (project / "deploy" / "kubernetes" / "configmap.yaml").read_text()
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    if answers["database"] != "postgresql":
+        assert not any("pgbouncer" in name for name in found)
+        assert "pgbouncer" not in configmap
+        return
+    app = found["deployment.yaml"]["metadata"]["name"]
+    service = found["pgbouncer-service.yaml"]
+    assert service["metadata"]["name"] == f"{app}-pgbouncer"
+    assert service["spec"]["ports"][0]["port"] == 5432
+    deployment = found["pgbouncer.yaml"]["spec"]
+    pods = deployment["template"]
+    assert service["spec"]["selector"].items() <= pods["metadata"]["labels"].items()
+    assert deployment["selector"]["matchLabels"] == pods["metadata"]["labels"]
+    web = found["deployment.yaml"]["spec"]["selector"]["matchLabels"]
+    assert web.items() != deployment["selector"]["matchLabels"].items()
+    (container,) = pods["spec"]["containers"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env["POOL_MODE"]["value"] == "transaction"
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
+        f"{app}-pgbouncer"
+    )
+    assert container["image"].startswith("edoburu/pgbouncer:")
+    assert container["image"].split(":")[1][0].isdigit()  # pinned, not latest
+    # The app's Secret names the pooler; the Job reads the same Secret.
+    assert f"DATABASE_URL='postgresql://user:password@{app}-pgbouncer:5432/" in (
+        configmap
+    )
+    job = found["job-migrate.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": app}} in job["envFrom"]
+    # Unprivileged, read-only root; the image writes its config to an emptyDir.
+    pod = pods["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == "/etc/pgbouncer"
+    assert pod["volumes"] == [{"name": mount["name"], "emptyDir": {}}]
 
 
 def test_without_the_answer_there_are_no_manifests(

@@ -7,6 +7,8 @@ The public API, documented in docs/api.md:
   reads the app's settings from the environment and refuses a bad one;
 - init_app(app, db, migrate) binds Flask-SQLAlchemy and Flask-Migrate safely;
 - production(config) refuses debug and testing mode (for wsgi.py);
+- retry_transaction(session) runs a unit of work again when the database
+  aborted it to break a deadlock (is_transient says which errors);
 - the parsers the project's own settings use: flag, whole_number, seconds,
   text, database_url, each raising ConfigError with the variable and the fix;
 - alembic_env.run(alembic.context), what migrations/env.py runs;
@@ -29,6 +31,7 @@ from .environment import (
     text,
     whole_number,
 )
+from .retrying import is_transient, retry_transaction
 
 __version__ = "1.0.0"
 
@@ -39,7 +42,9 @@ __all__ = [
     "database_url",
     "flag",
     "init_app",
+    "is_transient",
     "production",
+    "retry_transaction",
     "seconds",
     "text",
     "whole_number",
