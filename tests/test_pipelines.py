@@ -159,7 +159,10 @@ def test_github_and_gitlab_run_the_same_commands(
     )
     assert github.keys() == gitlab.keys() == {"lint", "test"}
     differing = {*only_in(github, gitlab), *only_in(gitlab, github)}
-    base = {"github": '"origin/${GITHUB_BASE_REF:-main}"', "gitlab": "FETCH_HEAD"}
+    base = {
+        "github": '"origin/${GITHUB_BASE_REF:-$DEFAULT_BRANCH}"',
+        "gitlab": "FETCH_HEAD",
+    }
     modules = ["running_release"] + (["lint_sql"] if database == "postgresql" else [])
     assert differing == {
         ("lint", 'git fetch --quiet origin "$CI_DEFAULT_BRANCH"'),
@@ -183,6 +186,10 @@ def test_github_and_gitlab_run_the_same_commands(
     assert github["test"].service_env == gitlab["test"].service_env
     assert github["test"].pythons == gitlab["test"].pythons
     assert github["test"].pythons, "no Python matrix found"
+
+
+# GitHub's default branch (the lint job's DEFAULT_BRANCH), an expression.
+DEFAULT_BRANCH = "${{ github.event.repository.default_branch }}"
 
 
 def host_free(url: str) -> str:
@@ -226,8 +233,12 @@ def test_pipeline_commands_pass_here(
     for job in pipeline_jobs(project, ci):
         if job.name != "test" and database != "postgresql":
             continue
-        # What GitLab CI predefines (GitHub's GITHUB_BASE_REF has a fallback).
-        env = {"CI_DEFAULT_BRANCH": "main", **job.env}
+        # What GitLab CI predefines, and what GitHub's expression gives.
+        env = {
+            "CI_DEFAULT_BRANCH": "main",
+            **job.env,
+            **{k: "main" for k, v in job.env.items() if v == DEFAULT_BRANCH},
+        }
         for variable in ("DATABASE_URL", "TEST_DATABASE_URL"):
             if variable in env:
                 assert url is not None
