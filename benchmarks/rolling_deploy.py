@@ -1,9 +1,9 @@
 """Rolling deploys: a column renamed by expand and contract, under traffic.
 
-    uv run python benchmarks/rolling_deploy.py            # both engines; ~6 min
+    uv run python benchmarks/rolling_deploy.py            # both engines; ~5 min
     uv run python benchmarks/rolling_deploy.py --engines postgresql --rows 200000
     uv run python benchmarks/rolling_deploy.py --migration-nice 0 --phase 6
-                                            # as before 2026-12-07 06:00 UTC
+                                            # as the runs before the option
 
 A default project is rendered per engine (PostgreSQL, MariaDB) and copied into
 four releases that rename users.name to users.display_name the way the
