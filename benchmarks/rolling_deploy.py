@@ -2,6 +2,8 @@
 
     uv run python benchmarks/rolling_deploy.py            # both engines; ~5 min
     uv run python benchmarks/rolling_deploy.py --engines postgresql --rows 200000
+    uv run python benchmarks/rolling_deploy.py --migration-nice 0 --phase 6
+                                            # as the runs before the option
 
 A default project is rendered per engine (PostgreSQL, MariaDB) and copied into
 four releases that rename users.name to users.display_name the way the
@@ -35,6 +37,18 @@ start      N serves while N+1's gunicorn starts, until /health answers;
 overlap    N and N+1 both serve, requests alternating between them;
 after      N was drained (taken out of the rotation, its requests finished,
            then SIGTERM) and N+1 serves alone.
+
+The migration's process, the control's and the new release's gunicorn start
+run at the lowest CPU priority (--migration-nice, default 19; 0 turns it off).
+In production the migration Job and the new pods run in pods of their own, on
+CPU the serving pods do not share; on a 2-core machine shared with gunicorn and
+the load generator, a `flask db upgrade` that imports Flask and SQLAlchemy
+takes that CPU from the requests instead, and the migration phase's p99
+measures the command's start-up rather than its locks (the control phase shows
+how much). Niced, the commands get the CPU the serving processes leave idle;
+what they do in the database (their locks, the backends serving them) is
+unchanged. The new gunicorn goes back to priority 0 once /health answers, as
+it then serves (this needs root; without it its start is not niced).
 
 Per phase: requests, failed requests (an error status, a refused or reset
 connection, or no answer within 10 s), stale reads (a read that did not
@@ -436,11 +450,29 @@ class Server:
                 self.process.wait()
 
 
-def start_server(release: Path, env: dict[str, str], workers: int) -> Server:
+def niced(command: list[str], nice: int) -> list[str]:
+    """``command`` at CPU priority ``nice`` (coreutils nice: preexec_fn is not
+    safe with the load generator's threads running)."""
+    return ["nice", "-n", str(nice), *command] if nice else command
+
+
+def can_renice() -> bool:
+    """Whether a niced process can be given priority 0 back (root, as the
+    template's CI and this machine run; CAP_SYS_NICE alone is not checked)."""
+    return os.geteuid() == 0
+
+
+def start_server(
+    release: Path, env: dict[str, str], workers: int, nice: int = 0
+) -> Server:
+    """gunicorn serving ``release``, once /health answers. With ``nice``, it
+    starts at that priority (its own process group) and all its processes
+    are set back to priority 0 once it answers, as it then serves traffic."""
     port = free_port()
     log = release / "gunicorn.log"
     process = subprocess.Popen(
-        ["gunicorn"],
+        niced(["gunicorn"], nice),
+        process_group=0 if nice else None,
         cwd=release,
         env={
             **env,
@@ -459,6 +491,8 @@ def start_server(release: Path, env: dict[str, str], workers: int) -> Server:
             sys.exit(f"gunicorn of {release.name} exited:\n{log.read_text()[-3000:]}")
         try:
             if get(port, "/health", timeout=2)[0] == 200:
+                if nice:
+                    os.setpriority(os.PRIO_PGRP, process.pid, 0)
                 return server
         except OSError:
             pass
@@ -667,10 +701,16 @@ def deploy(
             time.sleep(args.phase)
             # The cost of the command alone: N's own `flask db upgrade`, at head.
             load.mark(f"{step}|control")
-            flask(previous, env, "db", "upgrade")
+            subprocess.run(
+                niced(["flask", "db", "upgrade"], args.migration_nice),
+                cwd=previous,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             load.mark(f"{step}|migration")
             upgrade = subprocess.run(
-                ["flask", "db", "upgrade"],
+                niced(["flask", "db", "upgrade"], args.migration_nice),
                 cwd=path,
                 env=env,
                 capture_output=True,
@@ -680,7 +720,7 @@ def deploy(
             if upgrade.returncode:
                 sys.exit(f"flask db upgrade of {path.name} failed:\n{upgrade.stderr}")
             load.mark(f"{step}|start")
-            new = start_server(path, env, args.workers)
+            new = start_server(path, env, args.workers, args.start_nice)
             servers.append(new)
             with load.lock:
                 load.rotation.append(new.port)
@@ -770,12 +810,43 @@ def measure(
 # --- The report -------------------------------------------------------------
 
 
+def priority(args: argparse.Namespace) -> str:
+    """What --migration-nice did, and why, for the report's header."""
+    if not args.migration_nice:
+        return (
+            " `flask db upgrade` (control and migration) and the new release's"
+            " gunicorn run at the serving processes' CPU priority (--migration-nice"
+            " 0): on this machine their start-up competes with gunicorn and the load"
+            " generator for the same cores, which in production, where the migration"
+            " Job and the new pods have CPU of their own, it does not."
+        )
+    start = (
+        " and the new release's gunicorn until it answers /health (then 0, as it"
+        " serves)"
+        if args.start_nice
+        else " (the new release's gunicorn is not: setting it back to 0 once it"
+        " serves needs root)"
+    )
+    return (
+        f" `flask db upgrade` (control and migration){start} run at CPU niceness"
+        f" {args.migration_nice}, the lowest priority: this emulates production,"
+        " where the migration Job and the new pods run in pods of their own, on CPU"
+        " the serving pods do not share. Without it, on this 2-core machine the"
+        " command's start-up (importing Flask, SQLAlchemy and Alembic, about 1.5 s"
+        " of CPU) takes the CPU from gunicorn and the load generator, and the"
+        " migration phase measures that rather than the migration's locks. Niced,"
+        " the commands get the CPU the serving processes leave idle; what they do"
+        " in the database (their locks, the server's backends) is unchanged."
+    )
+
+
 def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str:
     lines = [
         SECTION,
         "",
         f"`benchmarks/rolling_deploy.py --rows {args.rows} --threads {args.threads}"
-        f" --rate {args.rate:g} --phase {args.phase:g} --workers {args.workers}` on"
+        f" --rate {args.rate:g} --phase {args.phase:g} --workers {args.workers}"
+        f" --migration-nice {args.migration_nice}` on"
         f" {machine()}; load average (1, 5, 15 min) before the run: {load}."
         f" A users table of {args.rows:,} rows renamed from name to display_name"
         " over three releases"
@@ -794,7 +865,7 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         " (N drained and stopped, N+1 alone). Failed: an error status, a refused"
         " or reset connection, or no answer in 10 s. Stale: a read that did not"
         " return what the same thread last wrote to that row. Latency from the"
-        " moment a request was due.",
+        " moment a request was due." + priority(args),
         "",
     ]
     targets = []
@@ -894,15 +965,32 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=100, help="requests a second, all threads"
     )
-    parser.add_argument("--phase", type=float, default=6, help="seconds per phase")
+    parser.add_argument(
+        "--phase",
+        type=float,
+        default=10,
+        help="seconds per timed phase (before, overlap, after); earlier runs: 6",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--batch", type=int, default=1000, help="backfill batch size")
     parser.add_argument("--limit", type=float, default=300, help="seconds per upgrade")
+    parser.add_argument(
+        "--migration-nice",
+        type=int,
+        default=19,
+        choices=range(20),
+        metavar="0-19",
+        help="CPU niceness of `flask db upgrade` (migration and control) and of"
+        " the new release's gunicorn start: 19 (default) emulates the migration"
+        " Job's and new pods' own CPU; 0 runs them as the serving processes",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument(
         "--keep", type=Path, help="work in this new directory and keep it (logs)"
     )
     args = parser.parse_args()
+    # Niced, the new gunicorn would serve at that priority unless set back.
+    args.start_nice = args.migration_nice if can_renice() else 0
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     results = {}
     with tempfile.TemporaryDirectory(prefix="template-rolling-") as directory:

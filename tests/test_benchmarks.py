@@ -99,6 +99,7 @@ def test_rolling_deploy_benchmark_starts_and_its_section_survives_a_full_run(
         check=True,
     )
     assert "--engines" in result.stdout and "--phase" in result.stdout
+    assert "--migration-nice" in result.stdout
     section = f"{rolling_deploy.SECTION}\n\n| old |\n"
     newer = section.replace("old", "new")
     document = "# Benchmarks\n\n## Other\n\ntext\n"
@@ -110,6 +111,65 @@ def test_rolling_deploy_benchmark_starts_and_its_section_survives_a_full_run(
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(again)
     assert rolling_deploy.kept_section(path) == newer
+
+
+def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> None:
+    """--migration-nice (default 19) runs `flask db upgrade` under coreutils
+    nice, and the report's header names the option and what it emulates; 0
+    runs the command as before and says it competes with the serving processes."""
+    from benchmarks import rolling_deploy
+
+    step = "R0 -> R1"
+    rows = [
+        {
+            "step": step,
+            "phase": phase,
+            "seconds": 6.0,
+            "requests": 600,
+            "failed": 0,
+            "stale": 0,
+            "p50_ms": 10.0,
+            "p99_ms": {"before": 20.0, "control": 30.0, "migration": 50.0}.get(
+                phase, 20.0
+            ),
+            "max_ms": 60.0,
+            "details": [],
+        }
+        for phase in rolling_deploy.PHASES
+    ]
+    results = {"postgresql": {"server": "15", "rows": rows, "written": 1, "lost": 0}}
+
+    def section(nice: int, start_nice: int) -> str:
+        args = argparse.Namespace(
+            rows=10,
+            threads=1,
+            rate=10.0,
+            phase=10.0,
+            workers=1,
+            batch=5,
+            migration_nice=nice,
+            start_nice=start_nice,
+        )
+        return rolling_deploy.report(results, args, "0.5")
+
+    niced = section(19, 19)
+    assert "--migration-nice 19`" in niced and "CPU niceness 19" in niced
+    assert "pods of their own" in niced and "(then 0, as it serves)" in niced
+    assert "R0 -> R1 2.50x" in niced and "control / before: 1.50x" in niced
+    assert "NOT met (worst 2.50x" in niced
+    assert "needs root" in section(19, 0)
+    plain = section(0, 0)
+    assert "--migration-nice 0`" in plain and "CPU niceness" not in plain
+    assert "serving processes' CPU priority" in plain
+    assert rolling_deploy.niced(["flask", "db", "upgrade"], 19) == [
+        "nice",
+        "-n",
+        "19",
+        "flask",
+        "db",
+        "upgrade",
+    ]
+    assert rolling_deploy.niced(["flask"], 0) == ["flask"]
 
 
 def test_benchmark_projects_use_what_the_library_shape_provides() -> None:
