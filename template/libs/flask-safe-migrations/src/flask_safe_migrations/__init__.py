@@ -33,7 +33,7 @@ from .environment import (
 )
 from .retrying import is_transient, retry_transaction
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "ConfigError",
