@@ -67,6 +67,31 @@ class User(Model):
     )
 """
 USER = "\nfrom datetime import datetime\n" + USER_CLASS
+
+
+def bio_revision(revision: str, down_revision: str) -> str:
+    """A revision that adds the nullable column users.bio to USER's table."""
+    return f'''\
+"""add bio to users"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down_revision}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("users", sa.Column("bio", sa.String(200), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("users", "bio")
+'''
+
+
 # A second model, for the tests that add a table to the history.
 TEAM = """
 class Team(Model):

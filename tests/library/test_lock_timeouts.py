@@ -25,7 +25,12 @@ from flask_safe_migrations import timeouts
 
 from ..servers import Server, engine
 from ..test_databases import query
-from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
+from .generated_suite import (
+    INITIAL_REVISION,
+    USER,
+    add_initial_revision,
+    bio_revision,
+)
 from .miniproject import MiniProject
 
 AUDIT_REVISION = '''\
@@ -52,25 +57,7 @@ def downgrade() -> None:
     op.drop_table("audit_log")
 '''
 
-BIO_REVISION = '''\
-"""add bio to users"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "b10b10b10002"
-down_revision = "a0d17000b001"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("users", sa.Column("bio", sa.String(200), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("users", "bio")
-'''
+BIO_REVISION = bio_revision("b10b10b10002", "a0d17000b001")
 
 LOCK_TIMEOUT = 1  # seconds, for these tests
 LOCK_RETRIES = 2

@@ -25,28 +25,15 @@ from sqlalchemy.orm import Session
 
 from ..servers import engine
 from ..test_databases import query
-from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
+from .generated_suite import (
+    INITIAL_REVISION,
+    USER,
+    add_initial_revision,
+    bio_revision,
+)
 from .miniproject import MiniProject
 
-BIO_REVISION = f'''\
-"""add bio to users"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "b10b10b10003"
-down_revision = "{INITIAL_REVISION}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("users", sa.Column("bio", sa.String(200), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("users", "bio")
-'''
+BIO_REVISION = bio_revision("b10b10b10003", INITIAL_REVISION)
 
 GIVE_UP = 60  # seconds: a step that takes longer has hung; the test fails
 
