@@ -648,6 +648,126 @@ class Load:
             self.expected.update(expected)
 
 
+# --- What the database and the machine did ------------------------------------
+
+# PostgreSQL: every backend of this database waiting for a lock, how long its
+# statement has run, and the sessions it waits for (pg_blocking_pids).
+POSTGRESQL_WAITS = """
+SELECT w.pid, w.query_start,
+       extract(epoch FROM clock_timestamp() - w.query_start),
+       left(w.query, 100),
+       coalesce(string_agg(b.pid || ' (' || b.state || '): ' || left(b.query, 100),
+                           '; '), '')
+FROM pg_stat_activity AS w
+LEFT JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocker(pid) ON true
+LEFT JOIN pg_stat_activity AS b ON b.pid = blocker.pid
+WHERE w.wait_event_type = 'Lock' AND w.datname = current_database()
+GROUP BY w.pid, w.query_start, w.query
+"""
+# MariaDB: sessions waiting for a metadata or table lock (the processlist's
+# state), and InnoDB row lock waits with the transaction they wait for.
+MYSQL_WAITS = """
+SELECT ID, INFO, TIME_MS / 1000, LEFT(INFO, 100), STATE
+FROM information_schema.PROCESSLIST
+WHERE STATE LIKE 'Waiting for%lock%' AND DB = DATABASE()
+"""
+MYSQL_ROW_WAITS = """
+SELECT r.trx_mysql_thread_id, r.trx_wait_started,
+       TIMESTAMPDIFF(MICROSECOND, r.trx_wait_started, NOW(6)) / 1e6,
+       LEFT(r.trx_query, 100),
+       CONCAT(b.trx_mysql_thread_id, ' (', b.trx_state, '): ',
+              COALESCE(LEFT(b.trx_query, 100), 'idle in transaction'))
+FROM information_schema.INNODB_LOCK_WAITS AS l
+JOIN information_schema.INNODB_TRX AS r ON r.trx_id = l.requesting_trx_id
+JOIN information_schema.INNODB_TRX AS b ON b.trx_id = l.blocking_trx_id
+"""
+
+
+@dataclass
+class Wait:
+    """One statement's wait for a lock, as the watcher saw it."""
+
+    first_seen: float  # time.perf_counter()
+    seconds: float  # the longest it was seen waiting
+    query: str
+    blockers: str
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+@dataclass
+class Watch:
+    """A thread that samples, every ``interval`` seconds, the statements of
+    the benchmark's database that wait for a lock (what blocks them, for how
+    long) and the machine's CPU use, so that a slow phase can be put down to
+    a lock or to the machine."""
+
+    url: str
+    interval: float = 0.02
+    waits: dict[tuple, Wait] = field(default_factory=dict)
+    cpu: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.running = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self.running.set()
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.running.clear()
+        self.thread.join()
+
+    def run(self) -> None:
+        bind = engine(self.url).execution_options(isolation_level="AUTOCOMMIT")
+        postgresql = bind.dialect.name == "postgresql"
+        queries = [POSTGRESQL_WAITS] if postgresql else [MYSQL_WAITS, MYSQL_ROW_WAITS]
+        try:
+            with bind.connect() as connection:
+                while self.running.is_set():
+                    now = time.perf_counter()
+                    self.cpu.append((now, *cpu_times()))
+                    for query in queries:
+                        for row in connection.execute(sa.text(query)):
+                            self.saw(now, row, query is MYSQL_WAITS)
+                    time.sleep(self.interval)
+        except sa.exc.DBAPIError as exc:  # reported, not raised: the run goes on
+            self.error = str(exc).splitlines()[0]
+        finally:
+            bind.dispose()
+
+    def saw(self, now: float, row: sa.Row, metadata: bool) -> None:
+        # (session, statement start or text, seconds waited, statement, what it
+        # waits for: the sessions holding the lock, or MariaDB's lock state)
+        session, start, seconds, query, blockers = row
+        if metadata:
+            blockers = f"({blockers}; the holder is not shown)"
+        key = (session, start)
+        wait = self.waits.get(key)
+        if wait is None:
+            self.waits[key] = Wait(now, float(seconds or 0), query or "", blockers)
+        else:
+            wait.seconds = max(wait.seconds, float(seconds or 0))
+
+    def phase_waits(self, load: "Load", phase: str) -> list[Wait]:
+        return [w for w in self.waits.values() if load.phase_of(w.first_seen) == phase]
+
+    def phase_cpu(self, load: "Load", phase: str) -> float:
+        """The share of the machine's CPU time that was busy during ``phase``."""
+        samples = [s for s in self.cpu if load.phase_of(s[0]) == phase]
+        if len(samples) < 2:
+            return float("nan")
+        (_, busy0, total0), (_, busy1, total1) = samples[0], samples[-1]
+        return (busy1 - busy0) / max(1, total1 - total0)
+
+
 # --- The deploy -------------------------------------------------------------
 
 
@@ -687,6 +807,8 @@ def deploy(
     engine_name: str, paths: list[Path], env: dict[str, str], args: argparse.Namespace
 ) -> dict:
     load = Load(args.rows, args.threads, args.rate)
+    watch = Watch(env["DATABASE_URL"])
+    watch.start()
     steps = []
     current = start_server(paths[0], env, args.workers)
     servers = [current]
@@ -735,9 +857,10 @@ def deploy(
         load.mark("end")
     finally:
         load.stop()
+        watch.stop()
         for server in servers:
             server.stop()
-    return {"steps": steps, "load": load}
+    return {"steps": steps, "load": load, "watch": watch}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -745,33 +868,65 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def summarise(run: dict) -> list[dict]:
-    load: Load = run["load"]
+def summarise(runs: list[dict]) -> list[dict]:
+    """Per step and phase, the requests of all ``runs`` pooled: with --repeat,
+    a migration phase of a few hundred requests, whose p99 is its two or three
+    slowest, gets a p99 over the migrations of every run."""
     rows = []
     by_phase: dict[str, list[Result]] = {}
-    for result in load.results:
-        by_phase.setdefault(load.phase_of(result.due), []).append(result)
-    for step in run["steps"]:
+    waits: dict[str, list[Wait]] = {}
+    for run in runs:
+        load: Load = run["load"]
+        for result in load.results:
+            by_phase.setdefault(load.phase_of(result.due), []).append(result)
+        for wait in run["watch"].waits.values():
+            waits.setdefault(load.phase_of(wait.first_seen), []).append(wait)
+    for step in runs[0]["steps"]:
         for phase in PHASES:
-            results = by_phase.get(f"{step}|{phase}", [])
+            name = f"{step}|{phase}"
+            results = by_phase.get(name, [])
             latencies = [r.latency for r in results] or [float("nan")]
+            seen = sorted(waits.get(name, []), key=lambda w: -w.seconds)
             rows.append(
                 {
                     "step": step,
                     "phase": phase,
-                    "seconds": load.duration(f"{step}|{phase}"),
+                    "seconds": statistics.mean(
+                        run["load"].duration(name) for run in runs
+                    ),
                     "requests": len(results),
                     "failed": sum(r.failed for r in results),
                     "stale": sum(r.stale for r in results),
                     "p50_ms": statistics.median(latencies) * 1000,
                     "p99_ms": percentile(latencies, 0.99) * 1000,
                     "max_ms": max(latencies) * 1000,
+                    "lock_waits": len(seen),
+                    "longest_wait_ms": seen[0].seconds * 1000 if seen else 0.0,
+                    "waits": [
+                        f"{w.seconds * 1000:.0f} ms: {w.query} -- waits for"
+                        f" {w.blockers}"
+                        for w in seen[:3]
+                    ],
+                    "cpu": statistics.mean(
+                        run["watch"].phase_cpu(run["load"], name) for run in runs
+                    ),
                     "details": sorted(
                         {r.detail for r in results if r.failed or r.stale}
                     )[:5],
                 }
             )
     return rows
+
+
+def run_ratios(runs: list[dict]) -> list[list[float]]:
+    """Per run, per step: p99 during the migration / p99 before it."""
+    ratios = []
+    for run in runs:
+        by = {(r["step"], r["phase"]): r["p99_ms"] for r in summarise([run])}
+        ratios.append(
+            [by[(step, "migration")] / by[(step, "before")] for step in run["steps"]]
+        )
+    return ratios
 
 
 def server_version(url: str) -> str:
@@ -792,19 +947,30 @@ def measure(
     project = bench.copy(database=engine_name)
     venv = build_project_env([project / "pyproject.toml"], workdir)
     paths = build_releases(project, workdir / engine_name, args.batch)
-    with server.database() as url:
-        env = project_environ(venv, DATABASE_URL=url)
-        flask(paths[0], env, "db", "upgrade")
-        print(f"  {engine_name}: filling users with {args.rows:,} rows", flush=True)
-        fill(url, args.rows)
-        run = deploy(engine_name, paths, env, args)
-        rows = summarise(run)
-        return {
-            "server": server_version(url),
-            "rows": rows,
-            "lost": lost_writes(url, run["load"].expected),
-            "written": sum(v is not None for v in run["load"].expected.values()),
-        }
+    runs, lost, written = [], 0, 0
+    for attempt in range(1, args.repeat + 1):
+        with server.database() as url:
+            env = project_environ(venv, DATABASE_URL=url)
+            flask(paths[0], env, "db", "upgrade")
+            print(
+                f"  {engine_name}: run {attempt} of {args.repeat}: filling users"
+                f" with {args.rows:,} rows",
+                flush=True,
+            )
+            fill(url, args.rows)
+            run = deploy(engine_name, paths, env, args)
+            runs.append(run)
+            lost += lost_writes(url, run["load"].expected)
+            written += sum(v is not None for v in run["load"].expected.values())
+            version = server_version(url)
+    return {
+        "server": version,
+        "rows": summarise(runs),
+        "runs": run_ratios(runs),
+        "lost": lost,
+        "written": written,
+        "watch_error": "; ".join(r["watch"].error for r in runs if r["watch"].error),
+    }
 
 
 # --- The report -------------------------------------------------------------
@@ -846,8 +1012,12 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         "",
         f"`benchmarks/rolling_deploy.py --rows {args.rows} --threads {args.threads}"
         f" --rate {args.rate:g} --phase {args.phase:g} --workers {args.workers}"
-        f" --migration-nice {args.migration_nice}` on"
+        f" --migration-nice {args.migration_nice} --repeat {args.repeat}` on"
         f" {machine()}; load average (1, 5, 15 min) before the run: {load}."
+        f" {args.repeat} whole deploy(s) per engine, each on a new database; each"
+        " table pools the requests of every run by step and phase (a migration"
+        " phase lasts as long as its command, 2 to 6 s: the p99 of one run's few"
+        " hundred requests is its two or three slowest)."
         f" A users table of {args.rows:,} rows renamed from name to display_name"
         " over three releases"
         " (R1 expand: add the column and backfill it in batches of"
@@ -865,7 +1035,11 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         " (N drained and stopped, N+1 alone). Failed: an error status, a refused"
         " or reset connection, or no answer in 10 s. Stale: a read that did not"
         " return what the same thread last wrote to that row. Latency from the"
-        " moment a request was due." + priority(args),
+        " moment a request was due. Lock waits: the statements of the"
+        " benchmark's database seen waiting for a lock (pg_stat_activity,"
+        " MariaDB's processlist and InnoDB lock waits, sampled every 20 ms, so"
+        " shorter waits can be missed), with the longest; CPU busy: the share of"
+        " both cores' time not idle during the phase (/proc/stat)." + priority(args),
         "",
     ]
     targets = []
@@ -875,8 +1049,8 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
             f" ({result['server']})",
             "",
             "| step | phase | duration | requests | failed | stale reads | p50 | p99"
-            " | max |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            " | max | lock waits (longest) | CPU busy |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         by = {(r["step"], r["phase"]): r for r in result["rows"]}
         for r in result["rows"]:
@@ -884,7 +1058,9 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
             lines.append(
                 f"| {r['step']} | {r['phase']} | {duration} | {r['requests']:,}"
                 f" | {r['failed']} | {r['stale']} | {r['p50_ms']:.1f} ms"
-                f" | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms |"
+                f" | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms"
+                f" | {r['lock_waits']} ({r['longest_wait_ms']:.0f} ms)"
+                f" | {r['cpu']:.0%} |"
             )
         lines.append("")
         failed = sum(r["failed"] for r in result["rows"])
@@ -899,10 +1075,23 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         lines += [
             f"Failed requests: {failed}; stale reads: {stale}; writes checked in the"
             f" database after the deploy: {result['written']:,}, lost:"
-            f" {result['lost']}. p99 migration / before: {', '.join(ratios)}"
-            f" (control / before: {', '.join(controls)}).",
+            f" {result['lost']}. p99 migration / before, all runs' requests"
+            f" pooled: {', '.join(ratios)} (control / before:"
+            f" {', '.join(controls)})." + per_run(result.get("runs", [])),
             "",
         ]
+        waits = [
+            f"{r['step']} {r['phase']}: {wait}"
+            for r in result["rows"]
+            if r["phase"] == "migration"
+            for wait in r["waits"]
+        ]
+        if waits:
+            lines += ["Longest lock waits during the migrations (up to 3 a step):", ""]
+            lines += [f"- `{wait}`" for wait in waits]
+            lines.append("")
+        if result.get("watch_error"):
+            lines += [f"The lock watcher stopped: {result['watch_error']}", ""]
         details = sorted({d for r in result["rows"] for d in r["details"]})
         if details:
             lines += ["Failures and stale reads seen (up to 5 a phase):", ""]
@@ -945,6 +1134,17 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
     return "\n".join(lines) + "\n"
 
 
+def per_run(runs: list[list[float]]) -> str:
+    """Each run's own migration / before ratios, when there are several."""
+    if len(runs) < 2:
+        return ""
+    each = "; ".join(
+        f"run {number}: " + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+        for number, ratios in enumerate(runs, 1)
+    )
+    return f" Each run alone (the same steps): {each}."
+
+
 def replace_section(document: str, section: str) -> str:
     """``document`` with this script's section replaced by ``section`` (or added)."""
     return sections.replace(document, SECTION, section)
@@ -974,6 +1174,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--batch", type=int, default=1000, help="backfill batch size")
     parser.add_argument("--limit", type=float, default=300, help="seconds per upgrade")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="whole deploys per engine, each on a new database; the tables pool"
+        " their requests",
+    )
     parser.add_argument(
         "--migration-nice",
         type=int,

@@ -133,6 +133,12 @@ def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> 
                 phase, 20.0
             ),
             "max_ms": 60.0,
+            "lock_waits": 1 if phase == "migration" else 0,
+            "longest_wait_ms": 40.0 if phase == "migration" else 0.0,
+            "waits": ["40 ms: UPDATE users -- waits for 7 (active): ALTER"]
+            if phase == "migration"
+            else [],
+            "cpu": 0.5,
             "details": [],
         }
         for phase in rolling_deploy.PHASES
@@ -149,17 +155,22 @@ def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> 
             batch=5,
             migration_nice=nice,
             start_nice=start_nice,
+            repeat=2,
         )
         return rolling_deploy.report(results, args, "0.5")
 
+    results["postgresql"]["runs"] = [[2.5], [1.25]]
     niced = section(19, 19)
-    assert "--migration-nice 19`" in niced and "CPU niceness 19" in niced
+    assert "--repeat 2`" in niced and "run 1: 2.50x; run 2: 1.25x" in niced
+    assert "| 1 (40 ms) | 50% |" in niced
+    assert "- `R0 -> R1 migration: 40 ms: UPDATE users -- waits for 7" in niced
+    assert "--migration-nice 19 " in niced and "CPU niceness 19" in niced
     assert "pods of their own" in niced and "(then 0, as it serves)" in niced
     assert "R0 -> R1 2.50x" in niced and "control / before: 1.50x" in niced
     assert "NOT met (worst 2.50x" in niced
     assert "needs root" in section(19, 0)
     plain = section(0, 0)
-    assert "--migration-nice 0`" in plain and "CPU niceness" not in plain
+    assert "--migration-nice 0 " in plain and "CPU niceness" not in plain
     assert "serving processes' CPU priority" in plain
     assert rolling_deploy.niced(["flask", "db", "upgrade"], 19) == [
         "nice",
@@ -245,3 +256,45 @@ def test_shape_benchmark_starts_reports_its_targets_and_its_section_survives(
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(newer)
     assert shape.kept_section(path) == bad
+
+
+def test_rolling_deploy_watch_sees_a_lock_wait_and_what_holds_the_lock(
+    server,
+) -> None:
+    """The rolling-deploy benchmark puts a slow phase down to a lock by its
+    watcher: a statement waiting for a lock that another transaction holds is
+    seen, with how long it waited and (PostgreSQL, InnoDB) the holder."""
+    import threading
+    import time
+
+    from benchmarks import rolling_deploy
+
+    from .servers import engine
+
+    with server.database() as url:
+        bind = engine(url)
+        with bind.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        holder, waiter = bind.connect(), bind.connect()
+        holder.begin()
+        holder.exec_driver_sql("UPDATE t SET id = 2 WHERE id = 1")
+        watch = rolling_deploy.Watch(url)
+        watch.start()
+        blocked = threading.Thread(
+            target=lambda: waiter.exec_driver_sql("UPDATE t SET id = 3 WHERE id = 1")
+        )
+        blocked.start()
+        time.sleep(0.5)
+        holder.commit()  # the waiter goes on (and finds no row id 1)
+        blocked.join()
+        waiter.commit()
+        watch.stop()
+        holder.close(), waiter.close()
+        bind.dispose()
+    assert watch.error is None
+    [wait] = watch.waits.values()
+    assert wait.query.startswith("UPDATE t SET id = 3")
+    assert 0.2 < wait.seconds < 5
+    assert "UPDATE t SET id = 2" in wait.blockers or "idle" in wait.blockers
+    assert watch.cpu and 0 <= watch.cpu[-1][1] <= watch.cpu[-1][2]
