@@ -1,6 +1,8 @@
 """Rolling deploys: a column renamed by expand and contract, under traffic.
 
-    uv run python benchmarks/rolling_deploy.py            # both engines; ~5 min
+    uv run python benchmarks/rolling_deploy.py            # both engines, 3 runs
+                                                          # each; ~15 min
+    uv run python benchmarks/rolling_deploy.py --repeat 1 --backfill-pause 0
     uv run python benchmarks/rolling_deploy.py --engines postgresql --rows 200000
     uv run python benchmarks/rolling_deploy.py --migration-nice 0 --phase 6
                                             # as the runs before the option
@@ -10,8 +12,10 @@ four releases that rename users.name to users.display_name the way the
 generated migrations/README teaches ("Expand and contract"):
 
 R0  the example model: users.name.
-R1  expand: a nullable display_name, filled by a batched backfill in a
-    revision of its own; the code writes both columns and reads name.
+R1  expand: a nullable display_name, filled by the library's backfill() in a
+    revision of its own (batches of --batch rows, each followed by a pause
+    --backfill-pause times as long); the code writes both columns and reads
+    name.
 R2  switch: the code reads and writes display_name only and no longer maps
     name; its migrations copy name again where display_name differs (R0 kept
     writing name during and after R1's backfill: without this copy R3's NOT
@@ -57,8 +61,14 @@ and writes only its own rows, so it knows the answer), and the p50, p99 and
 worst latency. Latency is measured from the moment the request was due, not the
 moment it was sent, so a stall that holds the threads back is counted in
 full. After the last step every row a thread wrote is checked in the
-database (lost writes). Targets (issue 22): 0 failed requests; p99 during the
-migration at most 2x p99 before it.
+database (lost writes). A watcher samples, every 20 ms, the statements
+waiting for a lock in the benchmark's database (with the sessions holding it)
+and the machine's CPU use, so that a slow phase can be put down to a lock or
+to the machine. --repeat runs the whole deploy several times, each on a new
+database, and pools the requests of each step's phase: a migration phase lasts
+as long as its command (2 to 6 s), and one run's p99 of a few hundred requests
+is its two or three slowest. Targets (issue 22): 0 failed requests; p99 during
+the migration at most 2x p99 before it.
 
 The results replace the "Rolling deploy" section of BENCHMARKS.md
 (benchmarks/run.py keeps that section when it rewrites the rest). Needs the
@@ -183,7 +193,7 @@ REVISION_HEAD = '''\
 """{message}"""
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 revision = "{revision}"
 down_revision = "{down}"
@@ -191,32 +201,24 @@ branch_labels = None
 depends_on = None
 '''
 
-# Copy name into display_name in batches, each committed on its own: the
-# migrations/README pattern ("Backfilling in batches"), with {where} choosing
-# the rows to fill.
+# Copy name into display_name with the library's backfill(), as the
+# migrations/README teaches ("Backfilling in batches"): batches, each committed,
+# with a pause after each; {where} chooses the rows to fill.
 BACKFILL = """
+from flask_safe_migrations import backfill
+
 
 def upgrade() -> None:
     users = sa.table(
         "users", sa.column("id"), sa.column("name"), sa.column("display_name")
     )
-    fill = users.update().values(display_name=users.c.name)
-    todo = {where}
-    if context.is_offline_mode():
-        op.execute(fill.where(todo))
-        return
-    bind, last = op.get_bind(), None
-    with op.get_context().autocommit_block():  # each batch commits
-        while True:
-            batch = sa.select(users.c.id).where(todo)
-            if last is not None:
-                batch = batch.where(users.c.id > last)
-            query = batch.order_by(users.c.id).limit({batch})
-            ids = list(bind.execute(query).scalars())
-            if not ids:
-                break
-            bind.execute(fill.where(users.c.id.in_(ids)))
-            last = ids[-1]
+    backfill(
+        users,
+        {{"display_name": users.c.name}},
+        {where},
+        batch={batch},
+        pause={pause},
+    )
 
 
 def downgrade() -> None:
@@ -311,7 +313,7 @@ class Release:
     revisions: list[tuple[str, str]]  # (message, body) of the new revisions
 
 
-def releases(batch: int) -> list[Release]:
+def releases(batch: int, pause: float) -> list[Release]:
     all_names = "users.c.display_name.is_(None)"
     differs = (
         "sa.or_(users.c.display_name.is_(None), users.c.display_name != users.c.name)"
@@ -331,7 +333,7 @@ def releases(batch: int) -> list[Release]:
                 ("add users.display_name (expand)", ADD_DISPLAY_NAME),
                 (
                     "backfill users.display_name",
-                    BACKFILL.format(where=all_names, batch=batch),
+                    BACKFILL.format(where=all_names, batch=batch, pause=pause),
                 ),
             ],
         ),
@@ -345,7 +347,7 @@ def releases(batch: int) -> list[Release]:
             [
                 (
                     "copy users.name again where R0 changed it after the backfill",
-                    BACKFILL.format(where=differs, batch=batch),
+                    BACKFILL.format(where=differs, batch=batch, pause=pause),
                 ),
                 ("users.name nullable: the code no longer writes it", NAME_NULLABLE),
             ],
@@ -365,14 +367,16 @@ def releases(batch: int) -> list[Release]:
     ]
 
 
-def build_releases(project: Path, workdir: Path, batch: int) -> list[Path]:
+def build_releases(
+    project: Path, workdir: Path, batch: int, pause: float
+) -> list[Path]:
     """A copy of ``project`` per release, each with the revisions of the
     releases before it and its own."""
     paths = []
     down = "3f1a9c2b7d40"  # the example model's revision
     number = 0
     versions: list[tuple[str, str]] = []
-    for release in releases(batch):
+    for release in releases(batch, pause):
         path = workdir / release.name
         shutil.copytree(project, path)
         package = path / PACKAGE
@@ -946,7 +950,9 @@ def measure(
         sys.exit(f"{engine_name} is unreachable ({error}): {server.start_command}")
     project = bench.copy(database=engine_name)
     venv = build_project_env([project / "pyproject.toml"], workdir)
-    paths = build_releases(project, workdir / engine_name, args.batch)
+    paths = build_releases(
+        project, workdir / engine_name, args.batch, args.backfill_pause
+    )
     runs, lost, written = [], 0, 0
     for attempt in range(1, args.repeat + 1):
         with server.database() as url:
@@ -1012,7 +1018,8 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         "",
         f"`benchmarks/rolling_deploy.py --rows {args.rows} --threads {args.threads}"
         f" --rate {args.rate:g} --phase {args.phase:g} --workers {args.workers}"
-        f" --migration-nice {args.migration_nice} --repeat {args.repeat}` on"
+        f" --migration-nice {args.migration_nice} --repeat {args.repeat}"
+        f" --backfill-pause {args.backfill_pause:g}` on"
         f" {machine()}; load average (1, 5, 15 min) before the run: {load}."
         f" {args.repeat} whole deploy(s) per engine, each on a new database; each"
         " table pools the requests of every run by step and phase (a migration"
@@ -1020,8 +1027,10 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         " hundred requests is its two or three slowest)."
         f" A users table of {args.rows:,} rows renamed from name to display_name"
         " over three releases"
-        " (R1 expand: add the column and backfill it in batches of"
-        f" {args.batch}, write both; R2 switch: copy again the rows R0 inserted or"
+        " (R1 expand: add the column and backfill it with the library's"
+        f" backfill() in batches of {args.batch}, pausing after each"
+        f" {args.backfill_pause:g} times as long as it took, write both; R2"
+        " switch: copy again the rows R0 inserted or"
         " changed after the backfill, name nullable, read and write display_name"
         " only; R3"
         " contract: display_name NOT NULL, drop name). Each release serves with"
@@ -1173,6 +1182,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--batch", type=int, default=1000, help="backfill batch size")
+    parser.add_argument(
+        "--backfill-pause",
+        type=float,
+        default=1.0,
+        help="backfill()'s pause: after each batch, this many times its duration",
+    )
     parser.add_argument("--limit", type=float, default=300, help="seconds per upgrade")
     parser.add_argument(
         "--repeat",

@@ -156,12 +156,14 @@ def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> 
             migration_nice=nice,
             start_nice=start_nice,
             repeat=2,
+            backfill_pause=1.0,
         )
         return rolling_deploy.report(results, args, "0.5")
 
     results["postgresql"]["runs"] = [[2.5], [1.25]]
     niced = section(19, 19)
-    assert "--repeat 2`" in niced and "run 1: 2.50x; run 2: 1.25x" in niced
+    assert "--repeat 2 --backfill-pause 1`" in niced
+    assert "run 1: 2.50x; run 2: 1.25x" in niced
     assert "| 1 (40 ms) | 50% |" in niced
     assert "- `R0 -> R1 migration: 40 ms: UPDATE users -- waits for 7" in niced
     assert "--migration-nice 19 " in niced and "CPU niceness 19" in niced

@@ -1,17 +1,21 @@
-"""The batched backfill that migrations/README teaches, as written there: it
-fills every row on SQLite, PostgreSQL and MariaDB, with more rows than one
-batch, and `flask db upgrade --sql` prints it as one UPDATE (the earlier
-pattern read .rowcount, which --sql has not). In-process, on a MiniProject
-with the template's User model."""
+"""The batched backfill that migrations/README teaches (the library's
+backfill()), as written there: it fills every row on SQLite, PostgreSQL and
+MariaDB, with more rows than one batch, pausing between batches, keeping a row
+the app filled meanwhile, and `flask db upgrade --sql` prints it as one UPDATE
+(the earlier pattern read .rowcount, which --sql has not). In-process, on a
+MiniProject with the template's User model."""
 
+import logging
 import re
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
+from flask_safe_migrations import backfill, backfilling
 
 from ..helpers import ROOT
 from .generated_suite import NAME, USER, add_template_ruff_settings, with_users
@@ -28,11 +32,12 @@ def readme_backfill() -> str:
     return textwrap.dedent(block.group(1)).rstrip() + "\n"
 
 
-def test_the_readme_backfill_fills_every_row_on_every_engine_and_prints_sql(
-    make_database: Callable[[str], str],
-    make_mini_project: Callable[..., MiniProject],
-) -> None:
-    servers = [make_database("postgresql"), make_database("mysql")]
+def backfill_project(
+    make_mini_project: Callable[..., MiniProject], upgrade: str
+) -> tuple[MiniProject, str]:
+    """A project whose users table gained a nickname column, then a revision
+    that fills it with ``upgrade`` (a def upgrade() block); returns the project
+    and the revision before the backfill."""
     project = make_mini_project()
     add_template_ruff_settings(project)
     with_users(project)
@@ -44,31 +49,71 @@ def test_the_readme_backfill_fills_every_row_on_every_engine_and_prints_sql(
         command.revision(project.alembic_config(app), "backfill nicknames")
     (backfill,) = [p for p in project.revisions() if "backfill" in p.name]
     script = backfill.read_text()
-    script = script.replace("from alembic import op", "from alembic import context, op")
-    script = re.sub(
-        r"def upgrade\(\) -> None:\n(    .*\n)+", readme_backfill(), script, count=1
+    # As migrations/README says: the import, and no `op` when nothing uses it.
+    assert "from alembic import op\n" in script
+    script = script.replace(
+        "from alembic import op\n", "from flask_safe_migrations import backfill\n"
     )
+    script = re.sub(r"def upgrade\(\) -> None:\n(    .*\n)+", upgrade, script, count=1)
     backfill.write_text(script)
     subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", str(backfill)],
         cwd=project.root,
         check=True,
     )
+    return project, before.group(1)
+
+
+def test_the_readme_backfill_fills_every_row_on_every_engine_and_prints_sql(
+    make_database: Callable[[str], str],
+    make_mini_project: Callable[..., MiniProject],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Batches of 1000 rows, a pause after each full one, and a row the app
+    fills between its batch's SELECT and UPDATE keeps the app's value."""
+    servers = [make_database("postgresql"), make_database("mysql")]
+    project, before = backfill_project(make_mini_project, readme_backfill())
+    pauses: list[float] = []
+    monkeypatch.setattr(backfilling.time, "sleep", pauses.append)
+    caplog.set_level(logging.INFO, logger="alembic.env")
 
     users = sa.table(
-        "users", sa.column("email"), sa.column("name"), sa.column("nickname")
+        "users",
+        sa.column("id"),
+        sa.column("email"),
+        sa.column("name"),
+        sa.column("nickname"),
     )
+    app_writes: list[str] = []
+
+    def app_fills_row_1(connection, cursor, statement, *args) -> None:
+        """Before the backfill's first UPDATE, the app fills row 1 itself (on
+        the servers: on SQLite the migration's lock keeps every writer out)."""
+        sqlite = connection.dialect.name == "sqlite"
+        if statement.startswith("UPDATE users") and not app_writes and not sqlite:
+            app_writes.append(statement)
+            with connection.engine.begin() as other:
+                other.execute(
+                    users.update().where(users.c.id == 1).values(nickname="app")
+                )
+
     filled = []
     for url in [f"sqlite:///{project.root / 'backfill.db'}", *servers]:
         app = project.app(SQLALCHEMY_DATABASE_URI=url)
-        project.upgrade(app, before.group(1))
+        project.upgrade(app, before)
         db = app.extensions["sqlalchemy"]
         with app.app_context(), db.engine.begin() as connection:
             connection.execute(
                 users.insert(),
                 [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(2345)],
             )
-        project.upgrade(app)
+        pauses.clear(), app_writes.clear(), caplog.clear()
+        sa.event.listen(sa.Engine, "before_cursor_execute", app_fills_row_1)
+        try:
+            project.upgrade(app)
+        finally:
+            sa.event.remove(sa.Engine, "before_cursor_execute", app_fills_row_1)
         with app.app_context(), db.engine.connect() as connection:
             filled.append(
                 (
@@ -80,15 +125,89 @@ def test_the_readme_backfill_fills_every_row_on_every_engine_and_prints_sql(
                     connection.execute(
                         sa.select(sa.func.count()).where(users.c.nickname.is_(None))
                     ).scalar(),
+                    connection.execute(
+                        sa.select(users.c.nickname).where(users.c.id == 1)
+                    ).scalar(),
                 )
             )
-    # Three batches of at most 1000 on each engine, every row filled.
-    assert filled == [(2345, 0)] * 3
+        # Two full batches, each followed by a pause as long as it took; none
+        # after the last (345 rows).
+        assert len(pauses) == 2 and all(pause > 0 for pause in pauses), pauses
+        assert f"Backfilled {2345 - len(app_writes)} rows of users in" in caplog.text
+    # Three batches of at most 1000 on each engine, every row filled, and on
+    # the servers row 1 (filled by the app while the backfill ran) kept as the
+    # app wrote it.
+    assert filled == [(2345, 0, "n0"), (2344, 0, "app"), (2344, 0, "app")]
 
     app = project.app(SQLALCHEMY_DATABASE_URI=servers[0])
-    result = project.flask(app, "db", "upgrade", "--sql", f"{before.group(1)}:head")
+    result = project.flask(app, "db", "upgrade", "--sql", f"{before}:head")
     assert result.exit_code == 0, result.output
     assert (
         "UPDATE users SET nickname=users.name WHERE users.nickname IS NULL"
         in result.stdout
     )
+
+
+def test_backfill_ends_when_rows_still_match_and_reports_progress(
+    make_mini_project: Callable[..., MiniProject],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rows the update leaves matching ``where`` (here every odd id stays NULL)
+    do not make it loop: it walks the key once. pause=0 does not pause, and a
+    long backfill says how far it got. The loop is Python on every engine
+    alike; SQLite is enough."""
+    upgrade = """def upgrade() -> None:
+    users = sa.table(
+        "users", sa.column("id"), sa.column("name"), sa.column("nickname")
+    )
+    even = sa.case((users.c.id % 2 == 0, users.c.name), else_=sa.null())
+    backfill(users, {"nickname": even}, users.c.nickname.is_(None), batch=100, pause=0)
+"""
+    project, before = backfill_project(make_mini_project, upgrade)
+    pauses: list[float] = []
+    monkeypatch.setattr(backfilling.time, "sleep", pauses.append)
+    monkeypatch.setattr(backfilling, "PROGRESS_SECONDS", 0)
+    caplog.set_level(logging.INFO, logger="alembic.env")
+    app = project.app()
+    project.upgrade(app, before)
+    db = app.extensions["sqlalchemy"]
+    users = sa.table("users", sa.column("email"), sa.column("name"))
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(
+            users.insert(),
+            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(1, 451)],
+        )
+    project.upgrade(app)
+    assert pauses == [0.0] * 4  # after each of the four full batches
+    assert "Backfilling users: 100 rows so far." in caplog.text
+    # Every row updated once (the odd ones to NULL again), and no more.
+    assert "Backfilled 450 rows of users in" in caplog.text
+    with app.app_context(), db.engine.connect() as connection:
+        nulls = connection.execute(
+            sa.text("SELECT count(*) FROM users WHERE nickname IS NULL")
+        ).scalar()
+    assert nulls == 225
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            {"key": "uid"},
+            "backfill(): users has no column 'uid' among sa.column('id'),"
+            " sa.column('nickname'): add sa.column('uid') to its sa.table(...),"
+            " or name its primary key with key=...",
+        ),
+        ({"batch": 0}, "backfill(batch=0): give a whole number of rows, 1 or more."),
+        ({"batch": 1.5}, "backfill(batch=1.5): give a whole number"),
+        ({"pause": -1}, "backfill(pause=-1): give a factor of 0 or more"),
+    ],
+)
+def test_backfill_refuses_a_bad_call_saying_how_to_fix_it(
+    call: dict[str, object], message: str
+) -> None:
+    users = sa.table("users", sa.column("id"), sa.column("nickname"))
+    with pytest.raises(ValueError) as error:
+        backfill(users, {"nickname": "x"}, users.c.nickname.is_(None), **call)  # type: ignore[arg-type]
+    assert message in str(error.value)

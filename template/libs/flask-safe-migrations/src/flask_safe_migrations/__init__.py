@@ -9,6 +9,8 @@ The public API, documented in docs/api.md:
 - production(config) refuses debug and testing mode (for wsgi.py);
 - retry_transaction(session) runs a unit of work again when the database
   aborted it to break a deadlock (is_transient says which errors);
+- backfill(table, values, where) fills a column from a revision in batches,
+  each committed, pausing between them;
 - the parsers the project's own settings use: flag, whole_number, seconds,
   text, database_url, each raising ConfigError with the variable and the fix;
 - alembic_env.run(alembic.context), what migrations/env.py runs;
@@ -22,6 +24,7 @@ their names may change between versions.
 """
 
 from .app_setup import configure, init_app
+from .backfilling import backfill
 from .environment import (
     ConfigError,
     database_url,
@@ -38,6 +41,7 @@ __version__ = "1.1.0"
 __all__ = [
     "ConfigError",
     "__version__",
+    "backfill",
     "configure",
     "database_url",
     "flag",
