@@ -10,14 +10,18 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from flask_safe_migrations import backfill, backfilling
+from flask_safe_migrations import backfill, backfilling, timeouts
 
 from ..helpers import ROOT
+from ..servers import Server, engine
+from ..test_databases import query
 from .generated_suite import NAME, USER, add_template_ruff_settings, with_users
 from .miniproject import MiniProject
 
@@ -211,3 +215,72 @@ def test_backfill_refuses_a_bad_call_saying_how_to_fix_it(
     with pytest.raises(ValueError) as error:
         backfill(users, {"nickname": "x"}, users.c.nickname.is_(None), **call)  # type: ignore[arg-type]
     assert message in str(error.value)
+
+
+def test_a_blocked_batch_gives_up_and_the_backfill_resumes_where_it_stopped(
+    server: Server,
+    database: str,
+    make_mini_project: Callable[..., MiniProject],
+    environment: pytest.MonkeyPatch,
+) -> None:
+    """A batch that waits for a row lock (a transaction left open on one row)
+    gives up after the migration's lock timeout, naming the holder, instead of
+    holding its own rows for as long: on PostgreSQL each batch runs in a
+    transaction of its own with the timeouts SET LOCAL (autocommit alone has
+    none). The batches before it stay filled, and once the lock is gone the
+    same command fills the rest."""
+    project, before = backfill_project(make_mini_project, readme_backfill())
+    app = project.app(SQLALCHEMY_DATABASE_URI=database)
+    project.upgrade(app, before)
+    users = sa.table("users", sa.column("email"), sa.column("name"))
+    bind = engine(database)
+    with bind.begin() as connection:
+        connection.execute(
+            users.insert(),
+            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(2345)],
+        )
+    environment.setenv("MIGRATION_LOCK_TIMEOUT", "1")
+    environment.setenv("MIGRATION_LOCK_RETRIES", "1")
+    environment.setattr(timeouts, "BACKOFF_SECONDS", 0.1)
+    environment.setattr(backfilling.time, "sleep", lambda seconds: None)
+
+    # Row 1500, in the second batch, locked by a transaction left open; it
+    # lets go after a minute whatever happens (without the timeout, the
+    # backfill waits for that).
+    holder, release = bind.connect(), threading.Event()
+    session = holder.execute(
+        sa.text(
+            "SELECT pg_backend_pid()"
+            if server.engine == "postgresql"
+            else "SELECT CONNECTION_ID()"
+        )
+    ).scalar_one()
+    holder.execute(sa.text("UPDATE users SET name = 'held' WHERE id = 1500"))
+
+    def hold() -> None:
+        release.wait(60)
+        holder.rollback()
+        holder.close()
+
+    holding = threading.Thread(target=hold)
+    holding.start()
+    try:
+        started = time.monotonic()
+        blocked = project.flask(app, "db", "upgrade")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+        holding.join()
+    assert blocked.exit_code != 0, blocked.output
+    assert "Traceback" not in blocked.output
+    assert "backfill nicknames) gave up waiting for a lock" in blocked.output
+    assert f"held by session {session}" in blocked.output, blocked.output
+    # Two tries of a 1 s lock timeout; without one it waits for the holder.
+    assert elapsed < 30, elapsed
+    filled = "SELECT count(*) FROM users WHERE nickname IS NOT NULL"
+    assert query(database, filled) == [(1000,)]
+
+    done = project.flask(app, "db", "upgrade")
+    assert done.exit_code == 0, done.output
+    assert query(database, filled) == [(2345,)]
+    bind.dispose()

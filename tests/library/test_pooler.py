@@ -25,6 +25,7 @@ from ..conftest import require_server
 from ..servers import engine
 from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
+from .test_backfill import backfill_project, readme_backfill
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +149,24 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
+def no_setting_left(pooled: str) -> bool:
+    """No migration setting stayed on a pooled server connection: one
+    transaction on each of them at once shows the server's defaults."""
+    bind = engine(pooled)
+    try:
+        connections = [bind.connect() for _ in range(pooler.SERVER_CONNECTIONS)]
+        settings = [
+            tuple(c.execute(sa.text("SHOW lock_timeout")).scalars())
+            + tuple(c.execute(sa.text("SHOW statement_timeout")).scalars())
+            for c in connections
+        ]
+        for connection in connections:
+            connection.close()
+    finally:
+        bind.dispose()
+    return settings == [("0", "0")] * pooler.SERVER_CONNECTIONS
+
+
 def test_five_deploys_through_a_transaction_pooler_migrate_once_and_leave_no_lock(
     pgbouncer: URL,
     make_database: Callable[[str], str],
@@ -176,21 +195,7 @@ def test_five_deploys_through_a_transaction_pooler_migrate_once_and_leave_no_loc
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
         f" WHERE l.locktype = 'advisory' AND d.datname = '{name}'",
     ) == [(0,)]
-    # No migration setting stayed on a pooled server connection: one
-    # transaction on each of them at once.
-    bind = engine(pooled)
-    try:
-        connections = [bind.connect() for _ in range(pooler.SERVER_CONNECTIONS)]
-        settings = [
-            tuple(c.execute(sa.text("SHOW lock_timeout")).scalars())
-            + tuple(c.execute(sa.text("SHOW statement_timeout")).scalars())
-            for c in connections
-        ]
-        for connection in connections:
-            connection.close()
-    finally:
-        bind.dispose()
-    assert settings == [("0", "0")] * pooler.SERVER_CONNECTIONS
+    assert no_setting_left(pooled)
 
     # The next deploy completes, and finds nothing to do (in-process).
     app = project.app(SQLALCHEMY_DATABASE_URI=pooled)
@@ -261,3 +266,34 @@ def test_app_queries_through_a_transaction_pooler_never_fail(
     with app.app_context():
         rows = db.session.scalar(sa.select(sa.func.count()).select_from(user))
     assert rows == THREADS * QUERIES
+
+
+def test_a_backfill_through_a_transaction_pooler_fills_every_row(
+    pgbouncer: URL,
+    make_database: Callable[[str], str],
+    make_mini_project: Callable[..., MiniProject],
+) -> None:
+    """backfill()'s batches, each its own BEGIN ... COMMIT with the timeouts
+    SET LOCAL, run through a transaction pooler and leave no setting on its
+    server connections."""
+    project, before = backfill_project(make_mini_project, readme_backfill())
+    database = make_database("postgresql")
+    pooled = through(pgbouncer, database)
+    app = project.app(SQLALCHEMY_DATABASE_URI=pooled)
+    project.upgrade(app, before)
+    bind = engine(database)
+    with bind.begin() as connection:
+        connection.execute(
+            sa.text("INSERT INTO users (email, name) VALUES (:email, :name)"),
+            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(2345)],
+        )
+    bind.dispose()
+
+    result = project.flask(app, "db", "upgrade")
+
+    assert result.exit_code == 0, result.output
+    assert "Backfilled 2345 rows of users" in result.output
+    assert query(database, "SELECT count(*) FROM users WHERE nickname = name") == [
+        (2345,)
+    ]
+    assert no_setting_left(pooled)

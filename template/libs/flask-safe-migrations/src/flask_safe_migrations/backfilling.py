@@ -8,6 +8,9 @@ autocommit_block), and after each batch pauses for as long as the batch took
 (pause=1.0): the app's requests then wait at most one batch for a row, and
 the backfill takes at most half of one connection's time on the server, leaving
 the rest to the app, at the price of a backfill that takes about twice as long.
+Each batch gets the migration's lock and statement timeouts (timeouts.py), so
+a batch blocked by a long transaction gives up, and is retried, instead of
+holding its rows for as long as the other transaction lasts.
 
 Batches walk the table's key in order, so a row the update leaves matching
 ``where`` (a NULL it copies from a NULL) never makes it loop. Each UPDATE
@@ -27,6 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
+
+from .timeouts import batch_transaction
 
 log = logging.getLogger("alembic.env")
 
@@ -82,12 +87,13 @@ def backfill(
             query = sa.select(column).where(where)
             if last is not None:
                 query = query.where(column > last)
-            keys = list(bind.execute(query.order_by(column).limit(batch)).scalars())
-            if not keys:
-                break
-            # rowcount: the rows matched, on every driver the project uses
-            # (PyMySQL's connections ask for found rows, not changed ones).
-            done += bind.execute(update.where(column.in_(keys))).rowcount
+            with batch_transaction(bind):  # the migration's timeouts
+                keys = list(bind.execute(query.order_by(column).limit(batch)).scalars())
+                if not keys:
+                    break
+                # rowcount: the rows matched, on every driver the project uses
+                # (PyMySQL's connections ask for found rows, not changed ones).
+                done += bind.execute(update.where(column.in_(keys))).rowcount
             last = keys[-1]
             now = time.monotonic()
             if now - reported >= PROGRESS_SECONDS:

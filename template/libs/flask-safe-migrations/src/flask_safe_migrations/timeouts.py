@@ -301,6 +301,42 @@ def _wrap(function: Callable[..., Any], revision: Script, module: ModuleType) ->
     return run_revision
 
 
+@contextmanager
+def batch_transaction(connection: Connection) -> Iterator[None]:
+    """One transaction of a revision's own making inside Alembic's
+    autocommit_block() (a backfill's batch), with the running migration's
+    timeouts.
+
+    In autocommit_block() each statement commits on its own, so PostgreSQL's
+    SET LOCAL, which gives each migration's transaction its timeouts, has
+    nothing to last for: a batch's UPDATE would wait for a row lock, and
+    hold the rows it has updated, for as long as an idle transaction keeps
+    it waiting. Here the batch runs in an explicit BEGIN ... COMMIT with the
+    timeouts SET LOCAL (through a transaction pooler, BEGIN keeps the batch on
+    one server connection); a lock timeout rolls the batch back and is retried
+    as any migration's. MySQL/MariaDB keep the session's timeouts in
+    autocommit, SQLite its busy timeout: there the statements run as they are.
+    """
+    run = _RUNNING.get()
+    if run is None or run.backend != "postgresql" or run.connection is not connection:
+        yield
+        return
+    connection.exec_driver_sql("BEGIN")
+    try:
+        run.session = run.session_id()  # for the blockers' watcher
+        timeouts = run.timeouts_of_running()
+        run._set_local(
+            f"{round(timeouts.lock_timeout * 1000)}ms",
+            f"{round(timeouts.statement_timeout * 1000)}ms",
+        )
+        yield
+    except BaseException:
+        with suppress(DBAPIError):
+            connection.exec_driver_sql("ROLLBACK")
+        raise
+    connection.exec_driver_sql("COMMIT")
+
+
 def is_lock_timeout(exc: DBAPIError) -> bool:
     """PostgreSQL lock_not_available (55P03); MySQL/MariaDB error 1205."""
     orig = exc.orig
@@ -498,6 +534,19 @@ _MYSQL_BLOCKERS = text(
     " WHERE p.ID <> :session AND p.DB = DATABASE() ORDER BY t.trx_started"
 )
 
+# A row lock (an UPDATE of a data migration or a backfill's batch): InnoDB
+# names the transaction that holds it, while the processlist's state says only
+# "Updating".
+_MYSQL_ROW_BLOCKERS = text(
+    "SELECT p.ID, IF(p.COMMAND = 'Sleep', 'idle in transaction', p.COMMAND),"
+    " TIMESTAMPDIFF(SECOND, b.trx_started, NOW()), COALESCE(b.trx_query, p.INFO, '')"
+    " FROM information_schema.INNODB_LOCK_WAITS w"
+    " JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id"
+    " JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id"
+    " JOIN information_schema.PROCESSLIST p ON p.ID = b.trx_mysql_thread_id"
+    " WHERE r.trx_mysql_thread_id = :session ORDER BY b.trx_started"
+)
+
 
 @contextmanager
 def _watch_blockers(engine: Engine, run: _Run) -> Iterator[None]:
@@ -533,8 +582,10 @@ def _blockers(watcher: Connection, backend: str, session: int) -> list[Blocker]:
     if backend == "postgresql":
         rows = watcher.execute(_POSTGRESQL_BLOCKERS, {"session": session}).all()
     else:
-        state = watcher.execute(_MYSQL_WAITING, {"session": session}).scalar()
-        if not state or "lock" not in str(state).lower():
-            return []
-        rows = watcher.execute(_MYSQL_BLOCKERS, {"session": session}).all()
+        rows = watcher.execute(_MYSQL_ROW_BLOCKERS, {"session": session}).all()
+        if not rows:
+            state = watcher.execute(_MYSQL_WAITING, {"session": session}).scalar()
+            if not state or "lock" not in str(state).lower():
+                return []
+            rows = watcher.execute(_MYSQL_BLOCKERS, {"session": session}).all()
     return [Blocker(int(r[0]), str(r[1]), float(r[2] or 0), str(r[3])) for r in rows]
