@@ -32,30 +32,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(ROOT)
 
 
-# The modules whose tests take longest (each renders projects and runs their
-# tools, installs or CI commands: 10 to 40 s a test). They run first, so that
-# the xdist workers, given tests in collection order, end together on short
-# ones instead of one worker finishing a long test alone.
-LONGEST_FIRST = (
-    "tests/test_pipelines.py",
-    "tests/test_update.py",
-    "tests/test_readme.py",
-    "tests/test_hostile_input.py",
-    "tests/test_models.py",
-    "tests/test_careless_projects.py",
-    "tests/test_python_versions.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move LONGEST_FIRST's tests to the front, in that order (the rest, and
-    each module's own order, as collected)."""
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(
-        key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank))
-    )
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _isolate_copier_settings(
     tmp_path_factory: pytest.TempPathFactory,
