@@ -1,8 +1,10 @@
 """A rendered project on each production engine's server: it installs its
-driver, `flask db upgrade/check/downgrade` work through DATABASE_URL, and its
-own test suite passes there. What the library does on the servers (rows kept,
-concurrent deploys, failing migrations, unreachable URLs) is proven on a
-MiniProject: tests/library/test_databases.py."""
+driver, and `flask db upgrade/check` work through DATABASE_URL. Its own test
+suite passes there too: test_project.py's test_generated_test_suite_passes
+runs it on each server (defaults: PostgreSQL, mysql: MariaDB). What the
+library does on the servers (rows kept, concurrent deploys, failing
+migrations, unreachable URLs) is proven on a MiniProject:
+tests/library/test_databases.py."""
 
 import subprocess
 from collections.abc import Callable
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .helpers import run, run_tests
+from .helpers import run
 from .servers import Server, engine
 
 Render = Callable[[str], Path]
@@ -59,8 +61,8 @@ def test_flask_db_upgrade_and_check_on_the_server(
 ) -> None:
     """The project installs its driver, and the first commands work on the
     server through DATABASE_URL. (Its revision's downgrade runs on the server
-    in the test below: the generated migration tests take every revision down
-    and up again.)"""
+    in test_project.py's test_generated_test_suite_passes: the generated
+    migration tests take every revision down and up again.)"""
     project = render(PROJECT[server.engine])
 
     def flask(*args: str) -> subprocess.CompletedProcess[str]:
@@ -78,15 +80,3 @@ def test_flask_db_upgrade_and_check_on_the_server(
             assert inspector.get_pk_constraint("users")["name"] == "pk_users"
     finally:
         bind.dispose()
-
-
-def test_generated_test_suite_passes_on_the_server(
-    server: Server, database: str, render: Render, project_env: Path
-) -> None:
-    """The project's own tests, transaction-per-test isolation included."""
-    result = run_tests(
-        render(PROJECT[server.engine]), project_env, TEST_DATABASE_URL=database
-    )
-    assert " passed" in result.stdout
-    assert "skipped" not in result.stdout
-    assert tables(database) == {"alembic_version", "users"}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import RUNNABLE, UV, run, run_tests
+from .test_databases import tables as tables_on
 
 Render = Callable[[str], Path]
 # The database each answer set's generated suite runs on (TEST_DATABASE_URL):
@@ -43,14 +44,19 @@ def test_generated_test_suite_passes(
     make_database: Callable[[str], str],
     name: str,
 ) -> None:
+    """On a server, transaction-per-test isolation included: the tests leave
+    the tables the migrations made and no others."""
     engine = SUITE_ENGINES[name]
-    env = {} if engine == "sqlite" else {"TEST_DATABASE_URL": make_database(engine)}
+    url = None if engine == "sqlite" else make_database(engine)
+    env = {} if url is None else {"TEST_DATABASE_URL": url}
     result = run_tests(render(name), project_env, **env)
     assert " passed" in result.stdout
     assert "skipped" not in result.stdout
     assert "Test databases: built from empty (pytest's cache is off)." in (
         result.stdout
     )
+    if url is not None:
+        assert tables_on(url) == {"alembic_version", "users"}
 
 
 @pytest.mark.parametrize("name", RUNNABLE)
