@@ -1074,19 +1074,23 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         lines.append("")
         failed = sum(r["failed"] for r in result["rows"])
         stale = sum(r["stale"] for r in result["rows"])
-        ratios, controls = [], []
+        ratios, controls, ddl = [], [], []
         for step in dict.fromkeys(r["step"] for r in result["rows"]):
             before = by[(step, "before")]["p99_ms"]
+            control = by[(step, "control")]["p99_ms"]
             ratio = by[(step, "migration")]["p99_ms"] / before
             ratios.append(f"{step} {ratio:.2f}x")
-            controls.append(f"{by[(step, 'control')]['p99_ms'] / before:.2f}x")
+            controls.append(f"{control / before:.2f}x")
+            ddl.append(f"{by[(step, 'migration')]['p99_ms'] / control:.2f}x")
             targets.append((name, step, ratio))
         lines += [
             f"Failed requests: {failed}; stale reads: {stale}; writes checked in the"
             f" database after the deploy: {result['written']:,}, lost:"
             f" {result['lost']}. p99 migration / before, all runs' requests"
             f" pooled: {', '.join(ratios)} (control / before:"
-            f" {', '.join(controls)})." + per_run(result.get("runs", [])),
+            f" {', '.join(controls)}; migration / control, what the migration"
+            f" adds to starting the command: {', '.join(ddl)})."
+            + per_run(result.get("runs", [])),
             "",
         ]
         waits = [

@@ -169,6 +169,7 @@ def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> 
     assert "--migration-nice 19 " in niced and "CPU niceness 19" in niced
     assert "pods of their own" in niced and "(then 0, as it serves)" in niced
     assert "R0 -> R1 2.50x" in niced and "control / before: 1.50x" in niced
+    assert "what the migration adds to starting the command: 1.67x" in niced
     assert "NOT met (worst 2.50x" in niced
     assert "needs root" in section(19, 0)
     plain = section(0, 0)
