@@ -44,6 +44,12 @@ RETIRED_NOT_NULL = MAPPED.replace(
     "    name: Mapped[str] = mapped_column(sa.String(100))",
     "    name: Unmapped[str] = unmapped_column(sa.String(100))",
 )
+# Retired, NOT NULL with a server default: on MySQL/MariaDB setting a default
+# changes only the table's definition, where dropping NOT NULL rebuilds it.
+RETIRED_WITH_DEFAULT = MAPPED.replace(
+    "    name: Mapped[str] = mapped_column(sa.String(100))",
+    "    name: Unmapped[str] = unmapped_column(sa.String(100), server_default='')",
+)
 # Release N+1: gone.
 DROPPED = MAPPED.replace("    name: Mapped[str] = mapped_column(sa.String(100))\n", "")
 
@@ -266,9 +272,16 @@ def models_app(project: MiniProject, models: str) -> tuple[Flask, Any]:
     return app, project.module("models").User
 
 
+@pytest.mark.parametrize(
+    ("retired", "change"),
+    [(RETIRED, "nullable=True"), (RETIRED_WITH_DEFAULT, "server_default=")],
+    ids=["nullable", "server-default"],
+)
 def test_retire_then_drop_keeps_the_rows_and_the_previous_release_working(
     database_url: str,
     make_mini_project: Callable[..., MiniProject],
+    retired: str,
+    change: str,
 ) -> None:
     project = make_mini_project(models=MAPPED, database_url=database_url)
     project.autogenerate(MAPPED, "users", rev_id="a00000000001")
@@ -282,8 +295,9 @@ def test_retire_then_drop_keeps_the_rows_and_the_previous_release_working(
         db.session.commit()
 
     # Release N: its migration runs while release N-1 still serves.
-    project.autogenerate(RETIRED, "retire users.name", rev_id="b00000000002")
-    new, NewUser = models_app(project, RETIRED)
+    retire = project.autogenerate(retired, "retire users.name", rev_id="b00000000002")
+    assert change in retire.read_text()
+    new, NewUser = models_app(project, retired)
     project.upgrade(new)
     with old.app_context():
         assert running_release.missing_columns(db) == []
