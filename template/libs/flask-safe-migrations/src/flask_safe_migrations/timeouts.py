@@ -582,7 +582,10 @@ def _blockers(watcher: Connection, backend: str, session: int) -> list[Blocker]:
     if backend == "postgresql":
         rows = watcher.execute(_POSTGRESQL_BLOCKERS, {"session": session}).all()
     else:
-        rows = watcher.execute(_MYSQL_ROW_BLOCKERS, {"session": session}).all()
+        try:
+            rows = watcher.execute(_MYSQL_ROW_BLOCKERS, {"session": session}).all()
+        except DBAPIError:  # MySQL 8 keeps lock waits in performance_schema
+            rows = []
         if not rows:
             state = watcher.execute(_MYSQL_WAITING, {"session": session}).scalar()
             if not state or "lock" not in str(state).lower():
