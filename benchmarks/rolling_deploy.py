@@ -67,9 +67,9 @@ waiting for a lock in the benchmark's database (with the sessions holding it)
 and the machine's CPU use, so that a slow phase can be put down to a lock or
 to the machine. --repeat runs the whole deploy several times, each on a new
 database, and pools the requests of each step's phase: a migration phase lasts
-as long as its command (2 to 6 s), and one run's p99 of a few hundred requests
-is its two or three slowest. Targets (issue 22): 0 failed requests; p99 during
-the migration at most 2x p99 before it.
+as long as its command (under 1 to 6 s), and the p99 of one run's few hundred
+requests is its two or three slowest. Targets (issue 22): 0 failed requests;
+p99 during the migration at most 2x p99 before it.
 
 The results replace the "Rolling deploy" section of BENCHMARKS.md
 (benchmarks/run.py keeps that section when it rewrites the rest). Needs the
@@ -774,9 +774,6 @@ class Watch:
         else:
             wait.seconds = max(wait.seconds, float(seconds or 0))
 
-    def phase_waits(self, load: "Load", phase: str) -> list[Wait]:
-        return [w for w in self.waits.values() if load.phase_of(w.first_seen) == phase]
-
     def phase_cpu(self, load: "Load", phase: str) -> float:
         """The share of the machine's CPU time that was busy during ``phase``."""
         samples = [s for s in self.cpu if load.phase_of(s[0]) == phase]
@@ -1037,7 +1034,7 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         f" {machine()}; load average (1, 5, 15 min) before the run: {load}."
         f" {args.repeat} whole deploy(s) per engine, each on a new database; each"
         " table pools the requests of every run by step and phase (a migration"
-        " phase lasts as long as its command, 2 to 6 s: the p99 of one run's few"
+        " phase lasts as long as its command, under 1 to 6 s: the p99 of one run's few"
         " hundred requests is its two or three slowest)."
         f" A users table of {args.rows:,} rows renamed from name to display_name"
         " over three releases"

@@ -5,10 +5,13 @@ import argparse
 import re
 import subprocess
 import sys
+import threading
+import time
 
 from benchmarks import run as benchmark
 
 from .helpers import ROOT
+from .servers import engine
 
 
 def test_benchmark_script_starts() -> None:
@@ -267,12 +270,7 @@ def test_rolling_deploy_watch_sees_a_lock_wait_and_what_holds_the_lock(
     """The rolling-deploy benchmark puts a slow phase down to a lock by its
     watcher: a statement waiting for a lock that another transaction holds is
     seen, with how long it waited and (PostgreSQL, InnoDB) the holder."""
-    import threading
-    import time
-
     from benchmarks import rolling_deploy
-
-    from .servers import engine
 
     with server.database() as url:
         bind = engine(url)

@@ -68,6 +68,17 @@ def backfill_project(
     return project, before.group(1)
 
 
+def add_users(bind: sa.Engine, ids: range = range(2345)) -> None:
+    """Users to backfill (email u{i}@example.com, name n{i}, no nickname):
+    by default more than two batches of 1000."""
+    users = sa.table("users", sa.column("email"), sa.column("name"))
+    with bind.begin() as connection:
+        connection.execute(
+            users.insert(),
+            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in ids],
+        )
+
+
 def test_the_readme_backfill_fills_every_row_on_every_engine_and_prints_sql(
     make_database: Callable[[str], str],
     make_mini_project: Callable[..., MiniProject],
@@ -107,11 +118,8 @@ def test_the_readme_backfill_fills_every_row_on_every_engine_and_prints_sql(
         app = project.app(SQLALCHEMY_DATABASE_URI=url)
         project.upgrade(app, before)
         db = app.extensions["sqlalchemy"]
-        with app.app_context(), db.engine.begin() as connection:
-            connection.execute(
-                users.insert(),
-                [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(2345)],
-            )
+        with app.app_context():
+            add_users(db.engine)
         pauses.clear(), app_writes.clear(), caplog.clear()
         sa.event.listen(sa.Engine, "before_cursor_execute", app_fills_row_1)
         try:
@@ -176,12 +184,8 @@ def test_backfill_ends_when_rows_still_match_and_reports_progress(
     app = project.app()
     project.upgrade(app, before)
     db = app.extensions["sqlalchemy"]
-    users = sa.table("users", sa.column("email"), sa.column("name"))
-    with app.app_context(), db.engine.begin() as connection:
-        connection.execute(
-            users.insert(),
-            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(1, 451)],
-        )
+    with app.app_context():
+        add_users(db.engine, range(1, 451))
     project.upgrade(app)
     assert pauses == [0.0] * 4  # after each of the four full batches
     assert "Backfilling users: 100 rows so far." in caplog.text
@@ -232,13 +236,8 @@ def test_a_blocked_batch_gives_up_and_the_backfill_resumes_where_it_stopped(
     project, before = backfill_project(make_mini_project, readme_backfill())
     app = project.app(SQLALCHEMY_DATABASE_URI=database)
     project.upgrade(app, before)
-    users = sa.table("users", sa.column("email"), sa.column("name"))
     bind = engine(database)
-    with bind.begin() as connection:
-        connection.execute(
-            users.insert(),
-            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(2345)],
-        )
+    add_users(bind)
     environment.setenv("MIGRATION_LOCK_TIMEOUT", "1")
     environment.setenv("MIGRATION_LOCK_RETRIES", "1")
     environment.setattr(timeouts, "BACKOFF_SECONDS", 0.1)

@@ -25,7 +25,7 @@ from ..conftest import require_server
 from ..servers import engine
 from .generated_suite import INITIAL_REVISION, USER, add_initial_revision
 from .miniproject import MiniProject
-from .test_backfill import backfill_project, readme_backfill
+from .test_backfill import add_users, backfill_project, readme_backfill
 
 
 @pytest.fixture(scope="session")
@@ -282,11 +282,7 @@ def test_a_backfill_through_a_transaction_pooler_fills_every_row(
     app = project.app(SQLALCHEMY_DATABASE_URI=pooled)
     project.upgrade(app, before)
     bind = engine(database)
-    with bind.begin() as connection:
-        connection.execute(
-            sa.text("INSERT INTO users (email, name) VALUES (:email, :name)"),
-            [{"email": f"u{i}@example.com", "name": f"n{i}"} for i in range(2345)],
-        )
+    add_users(bind)
     bind.dispose()
 
     result = project.flask(app, "db", "upgrade")

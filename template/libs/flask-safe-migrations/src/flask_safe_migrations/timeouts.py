@@ -324,11 +324,7 @@ def batch_transaction(connection: Connection) -> Iterator[None]:
     connection.exec_driver_sql("BEGIN")
     try:
         run.session = run.session_id()  # for the blockers' watcher
-        timeouts = run.timeouts_of_running()
-        run._set_local(
-            f"{round(timeouts.lock_timeout * 1000)}ms",
-            f"{round(timeouts.statement_timeout * 1000)}ms",
-        )
+        run.apply(run.timeouts_of_running())  # SET LOCAL, as in _wrap
         yield
     except BaseException:
         with suppress(DBAPIError):
