@@ -4,8 +4,10 @@
                                                           # each; ~15 min
     uv run python benchmarks/rolling_deploy.py --repeat 1 --backfill-pause 0
     uv run python benchmarks/rolling_deploy.py --engines postgresql --rows 200000
-    uv run python benchmarks/rolling_deploy.py --migration-nice 0 --phase 6
-                                            # as the runs before the option
+    uv run python benchmarks/rolling_deploy.py --migration-cpu nice
+                                            # as the runs of session 8
+    uv run python benchmarks/rolling_deploy.py --migration-cpu shared --phase 6
+                                            # as the runs before that
 
 A default project is rendered per engine (PostgreSQL, MariaDB) and copied into
 four releases that rename users.name to users.display_name the way the
@@ -44,16 +46,20 @@ after      N was drained (taken out of the rotation, its requests finished,
            then SIGTERM) and N+1 serves alone.
 
 The migration's process, the control's and the new release's gunicorn start
-run at the lowest CPU priority (--migration-nice, default 19; 0 turns it off).
-In production the migration Job and the new pods run in pods of their own, on
-CPU the serving pods do not share; on a 2-core machine shared with gunicorn and
-the load generator, a `flask db upgrade` that imports Flask and SQLAlchemy
-takes that CPU from the requests instead, and the migration phase's p99
-measures the command's start-up rather than its locks (the control phase shows
-how much). Niced, the commands get the CPU the serving processes leave idle;
-what they do in the database (their locks, the backends serving them) is
-unchanged. The new gunicorn goes back to priority 0 once /health answers, as
-it then serves (this needs root; without it its start is not niced).
+run on one core under SCHED_IDLE (--migration-cpu idle, the default): the
+kernel gives them only the CPU time no other process wants, and never both
+cores. In production the migration Job and the new pods run in pods of their
+own, on CPU the serving pods do not share; on a 2-core machine shared with
+gunicorn and the load generator, a `flask db upgrade` that imports Flask and
+SQLAlchemy takes that CPU from the requests instead, and the migration phase's
+p99 measures the command's start-up rather than its locks (the control phase
+shows how much). A lower priority alone is not enough here: on this machine's
+kernel (HZ 250, no forced preemption) a process that keeps both cores busy
+delays a waking process by up to a 4 ms tick whatever its priority; with one
+core left to them, the serving processes wake at once. What the commands do in
+the database (their locks, the backends serving them, at normal priority) is
+unchanged. The new gunicorn gets normal scheduling back once /health answers,
+as it then serves (this needs root; without it its start is not lowered).
 
 Per phase: requests, failed requests (an error status, a refused or reset
 connection, or no answer within 10 s), stale reads (a read that did not
@@ -468,29 +474,99 @@ class Server:
                 self.process.wait()
 
 
-def niced(command: list[str], nice: int) -> list[str]:
-    """``command`` at CPU priority ``nice`` (coreutils nice: preexec_fn is not
-    safe with the load generator's threads running)."""
-    return ["nice", "-n", str(nice), *command] if nice else command
+# How a deploy's own processes (`flask db upgrade`, control and migration, and
+# the new release's gunicorn until it serves) get the CPU (--migration-cpu):
+# as a prefix to their command line, since preexec_fn is not safe with the
+# load generator's threads running.
+CPU = {
+    # One core (the last) and SCHED_IDLE on it: only CPU time no other
+    # process wants. One core, because on this machine's kernel a process
+    # that keeps every core busy delays a waking process by up to a timer
+    # tick (4 ms) whatever its priority (see BENCHMARKS.md).
+    "idle": ["taskset", "-c", str(max(os.sched_getaffinity(0))), "chrt", "--idle", "0"],
+    # Niceness 19, every core: the runs of session 8.
+    "nice": ["nice", "-n", "19"],
+    # As the serving processes: the runs before.
+    "shared": [],
+}
 
 
-def can_renice() -> bool:
-    """Whether a niced process can be given priority 0 back (root, as the
-    template's CI and this machine run; CAP_SYS_NICE alone is not checked)."""
+def busy_task_p99(busy: list[str] | None, samples: int) -> float:
+    """The p99, in ms, of a ~2 ms CPU task repeated every 5 ms while a busy
+    loop runs on each core, started behind the ``busy`` prefix (None: none)."""
+    loops = [
+        subprocess.Popen([*busy, sys.executable, "-c", "while True: pass"])
+        for _ in (os.sched_getaffinity(0) if busy is not None else ())
+    ]
+    try:
+        time.sleep(0.3)
+        durations = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            total = 0
+            for i in range(60_000):
+                total += i * i
+            durations.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.005)
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    return statistics.quantiles(durations, n=100)[98]
+
+
+def cpu_probe(samples: int = 400) -> dict[str, float]:
+    """Why the deploy's commands get one core: a CPU task's p99 alone, beside
+    lowered busy loops on every core, and beside the same on one core."""
+    return {
+        "alone": busy_task_p99(None, samples),
+        "every core": busy_task_p99(CPU["nice"], samples),
+        "one core": busy_task_p99(CPU["idle"], samples),
+    }
+
+
+def lowered(command: list[str], cpu: str) -> list[str]:
+    """``command`` getting the CPU as ``cpu`` (a key of CPU) says."""
+    return [*CPU[cpu], *command]
+
+
+def can_restore() -> bool:
+    """Whether a lowered process can be given normal scheduling back (root, as
+    the template's CI and this machine run; CAP_SYS_NICE alone is not checked)."""
     return os.geteuid() == 0
 
 
+def restore(group: int) -> None:
+    """Every thread of process group ``group`` back to the serving processes'
+    scheduling (SCHED_OTHER, niceness 0, every core): all three are per thread
+    on Linux."""
+    cores = os.sched_getaffinity(0)
+    for stat in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
+        try:
+            # After the command name in parentheses: state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                tid = int(stat.parent.name)
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                os.setpriority(os.PRIO_PROCESS, tid, 0)
+                os.sched_setaffinity(tid, cores)
+        except (OSError, IndexError, ValueError):
+            continue  # the thread exited meanwhile
+
+
 def start_server(
-    release: Path, env: dict[str, str], workers: int, nice: int = 0
+    release: Path, env: dict[str, str], workers: int, cpu: str = "shared"
 ) -> Server:
-    """gunicorn serving ``release``, once /health answers. With ``nice``, it
-    starts at that priority (its own process group) and all its processes
-    are set back to priority 0 once it answers, as it then serves traffic."""
+    """gunicorn serving ``release``, once /health answers. It starts getting
+    the CPU as ``cpu`` says (in a process group of its own) and all its
+    processes are given normal scheduling back once it answers, as it then
+    serves traffic."""
+    lower = cpu != "shared"
     port = free_port()
     log = release / "gunicorn.log"
     process = subprocess.Popen(
-        niced(["gunicorn"], nice),
-        process_group=0 if nice else None,
+        lowered(["gunicorn"], cpu),
+        process_group=0 if lower else None,
         cwd=release,
         env={
             **env,
@@ -509,8 +585,8 @@ def start_server(
             sys.exit(f"gunicorn of {release.name} exited:\n{log.read_text()[-3000:]}")
         try:
             if get(port, "/health", timeout=2)[0] == 200:
-                if nice:
-                    os.setpriority(os.PRIO_PGRP, process.pid, 0)
+                if lower:
+                    restore(process.pid)
                 return server
         except OSError:
             pass
@@ -839,7 +915,7 @@ def deploy(
             # The cost of the command alone: N's own `flask db upgrade`, at head.
             load.mark(f"{step}|control")
             subprocess.run(
-                niced(["flask", "db", "upgrade"], args.migration_nice),
+                lowered(["flask", "db", "upgrade"], args.migration_cpu),
                 cwd=previous,
                 env=env,
                 check=True,
@@ -847,7 +923,7 @@ def deploy(
             )
             load.mark(f"{step}|migration")
             upgrade = subprocess.run(
-                niced(["flask", "db", "upgrade"], args.migration_nice),
+                lowered(["flask", "db", "upgrade"], args.migration_cpu),
                 cwd=path,
                 env=env,
                 capture_output=True,
@@ -857,7 +933,7 @@ def deploy(
             if upgrade.returncode:
                 sys.exit(f"flask db upgrade of {path.name} failed:\n{upgrade.stderr}")
             load.mark(f"{step}|start")
-            new = start_server(path, env, args.workers, args.start_nice)
+            new = start_server(path, env, args.workers, args.start_cpu)
             servers.append(new)
             with load.lock:
                 load.rotation.append(new.port)
@@ -994,32 +1070,46 @@ def measure(
 
 
 def priority(args: argparse.Namespace) -> str:
-    """What --migration-nice did, and why, for the report's header."""
-    if not args.migration_nice:
+    """What --migration-cpu did, and why, for the report's header."""
+    commands = " `flask db upgrade` (control and migration)"
+    if args.migration_cpu == "shared":
         return (
-            " `flask db upgrade` (control and migration) and the new release's"
-            " gunicorn run at the serving processes' CPU priority (--migration-nice"
-            " 0): on this machine their start-up competes with gunicorn and the load"
-            " generator for the same cores, which in production, where the migration"
-            " Job and the new pods have CPU of their own, it does not."
+            f"{commands} and the new release's gunicorn get the CPU as the serving"
+            " processes (--migration-cpu shared): on this machine their start-up"
+            " competes with gunicorn and the load generator for the same cores,"
+            " which in production, where the migration Job and the new pods have"
+            " CPU of their own, it does not."
         )
     start = (
-        " and the new release's gunicorn until it answers /health (then 0, as it"
-        " serves)"
-        if args.start_nice
-        else " (the new release's gunicorn is not: setting it back to 0 once it"
-        " serves needs root)"
+        " and the new release's gunicorn until it answers /health (then as the"
+        " serving processes, as it serves)"
+        if args.start_cpu != "shared"
+        else " (the new release's gunicorn is not: giving it normal scheduling"
+        " back once it serves needs root)"
     )
+    probe = args.probe
+    how = {
+        "idle": " run on one core (the last) under SCHED_IDLE (`taskset`, `chrt"
+        " --idle 0`): the kernel gives them only CPU time no other process wants,"
+        " and never both cores: on this machine's kernel a process that keeps"
+        " every core busy delays a waking process by up to a timer tick whatever"
+        " its priority (measured before the runs, a 2 ms CPU task repeated every"
+        f" 5 ms: p99 {probe['alone']:.1f} ms alone, {probe['every core']:.1f} ms"
+        " beside a busy loop at niceness 19 on each core, and"
+        f" {probe['one core']:.1f} ms beside the same loops on one core under"
+        " SCHED_IDLE).",
+        "nice": " run at CPU niceness 19, the lowest priority, on every core"
+        " (--migration-cpu nice).",
+    }[args.migration_cpu]
     return (
-        f" `flask db upgrade` (control and migration){start} run at CPU niceness"
-        f" {args.migration_nice}, the lowest priority: this emulates production,"
-        " where the migration Job and the new pods run in pods of their own, on CPU"
-        " the serving pods do not share. Without it, on this 2-core machine the"
-        " command's start-up (importing Flask, SQLAlchemy and Alembic, about 1.5 s"
-        " of CPU) takes the CPU from gunicorn and the load generator, and the"
-        " migration phase measures that rather than the migration's locks. Niced,"
-        " the commands get the CPU the serving processes leave idle; what they do"
-        " in the database (their locks, the server's backends) is unchanged."
+        f"{commands}{start}{how} This emulates production, where the migration"
+        " Job and the new pods run in pods of their own, on CPU the serving pods"
+        " do not share. Without it, on this 2-core machine the command's start-up"
+        " (importing Flask, SQLAlchemy and Alembic, about 1.5 s of CPU) takes the"
+        " CPU from gunicorn and the load generator, and the migration phase"
+        " measures that rather than the migration's locks. What the commands do in"
+        " the database (their locks, the server's backends, which run at normal"
+        " priority) is unchanged."
     )
 
 
@@ -1029,7 +1119,7 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
         "",
         f"`benchmarks/rolling_deploy.py --rows {args.rows} --threads {args.threads}"
         f" --rate {args.rate:g} --phase {args.phase:g} --workers {args.workers}"
-        f" --migration-nice {args.migration_nice} --repeat {args.repeat}"
+        f" --migration-cpu {args.migration_cpu} --repeat {args.repeat}"
         f" --backfill-pause {args.backfill_pause:g}` on"
         f" {machine()}; load average (1, 5, 15 min) before the run: {load}."
         f" {args.repeat} whole deploy(s) per engine, each on a new database; each"
@@ -1214,23 +1304,24 @@ def main() -> None:
         " their requests",
     )
     parser.add_argument(
-        "--migration-nice",
-        type=int,
-        default=19,
-        choices=range(20),
-        metavar="0-19",
-        help="CPU niceness of `flask db upgrade` (migration and control) and of"
-        " the new release's gunicorn start: 19 (default) emulates the migration"
-        " Job's and new pods' own CPU; 0 runs them as the serving processes",
+        "--migration-cpu",
+        choices=list(CPU),
+        default="idle",
+        help="how `flask db upgrade` (migration and control) and the new"
+        " release's gunicorn start get the CPU: idle (default, SCHED_IDLE) emulates"
+        " the migration Job's and new pods' own CPU; nice runs them at niceness 19;"
+        " shared as the serving processes",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument(
         "--keep", type=Path, help="work in this new directory and keep it (logs)"
     )
     args = parser.parse_args()
-    # Niced, the new gunicorn would serve at that priority unless set back.
-    args.start_nice = args.migration_nice if can_renice() else 0
+    # The new gunicorn would serve as it started unless given normal
+    # scheduling back once it answers.
+    args.start_cpu = args.migration_cpu if can_restore() else "shared"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.probe = cpu_probe()
     results = {}
     with tempfile.TemporaryDirectory(prefix="template-rolling-") as directory:
         workdir = Path(directory)

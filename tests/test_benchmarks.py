@@ -2,11 +2,15 @@
 targets right (its timings are measured by running it, not in the tests)."""
 
 import argparse
+import os
 import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from benchmarks import run as benchmark
 
@@ -102,7 +106,7 @@ def test_rolling_deploy_benchmark_starts_and_its_section_survives_a_full_run(
         check=True,
     )
     assert "--engines" in result.stdout and "--phase" in result.stdout
-    assert "--migration-nice" in result.stdout
+    assert "--migration-cpu" in result.stdout
     section = f"{rolling_deploy.SECTION}\n\n| old |\n"
     newer = section.replace("old", "new")
     document = "# Benchmarks\n\n## Other\n\ntext\n"
@@ -116,10 +120,11 @@ def test_rolling_deploy_benchmark_starts_and_its_section_survives_a_full_run(
     assert rolling_deploy.kept_section(path) == newer
 
 
-def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> None:
-    """--migration-nice (default 19) runs `flask db upgrade` under coreutils
-    nice, and the report's header names the option and what it emulates; 0
-    runs the command as before and says it competes with the serving processes."""
+def test_rolling_deploy_report_says_how_the_commands_got_the_cpu() -> None:
+    """--migration-cpu idle (the default) runs `flask db upgrade` under
+    SCHED_IDLE, nice at niceness 19, and the report's header names the option
+    and what it emulates; shared runs the command as the serving processes and
+    says it competes with them."""
     from benchmarks import rolling_deploy
 
     step = "R0 -> R1"
@@ -148,7 +153,7 @@ def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> 
     ]
     results = {"postgresql": {"server": "15", "rows": rows, "written": 1, "lost": 0}}
 
-    def section(nice: int, start_nice: int) -> str:
+    def section(cpu: str, start_cpu: str) -> str:
         args = argparse.Namespace(
             rows=10,
             threads=1,
@@ -156,37 +161,116 @@ def test_rolling_deploy_report_says_at_which_cpu_priority_the_commands_ran() -> 
             phase=10.0,
             workers=1,
             batch=5,
-            migration_nice=nice,
-            start_nice=start_nice,
+            migration_cpu=cpu,
+            start_cpu=start_cpu,
             repeat=2,
             backfill_pause=1.0,
+            probe={"alone": 2.5, "every core": 6.25, "one core": 2.75},
         )
         return rolling_deploy.report(results, args, "0.5")
 
     results["postgresql"]["runs"] = [[2.5], [1.25]]
-    niced = section(19, 19)
-    assert "--repeat 2 --backfill-pause 1`" in niced
-    assert "run 1: 2.50x; run 2: 1.25x" in niced
-    assert "| 1 (40 ms) | 50% |" in niced
-    assert "- `R0 -> R1 migration: 40 ms: UPDATE users -- waits for 7" in niced
-    assert "--migration-nice 19 " in niced and "CPU niceness 19" in niced
-    assert "pods of their own" in niced and "(then 0, as it serves)" in niced
-    assert "R0 -> R1 2.50x" in niced and "control / before: 1.50x" in niced
-    assert "what the migration adds to starting the command: 1.67x" in niced
-    assert "NOT met (worst 2.50x" in niced
-    assert "needs root" in section(19, 0)
-    plain = section(0, 0)
-    assert "--migration-nice 0 " in plain and "CPU niceness" not in plain
-    assert "serving processes' CPU priority" in plain
-    assert rolling_deploy.niced(["flask", "db", "upgrade"], 19) == [
-        "nice",
-        "-n",
-        "19",
-        "flask",
-        "db",
-        "upgrade",
+    idle = section("idle", "idle")
+    assert "--repeat 2 --backfill-pause 1`" in idle
+    assert "run 1: 2.50x; run 2: 1.25x" in idle
+    assert "| 1 (40 ms) | 50% |" in idle
+    assert "- `R0 -> R1 migration: 40 ms: UPDATE users -- waits for 7" in idle
+    assert "--migration-cpu idle " in idle and "SCHED_IDLE" in idle
+    assert "p99 2.5 ms alone, 6.2 ms beside a busy loop" in idle
+    assert "and 2.8 ms beside the same loops on one core" in idle
+    assert "pods of their own" in idle and "(then as the serving processes" in idle
+    assert "R0 -> R1 2.50x" in idle and "control / before: 1.50x" in idle
+    assert "what the migration adds to starting the command: 1.67x" in idle
+    assert "NOT met (worst 2.50x" in idle
+    niced = section("nice", "nice")
+    assert "--migration-cpu nice " in niced and "CPU niceness 19" in niced
+    assert "SCHED_IDLE" not in niced and "pods of their own" in niced
+    assert "needs root" in section("idle", "shared")
+    plain = section("shared", "shared")
+    assert "--migration-cpu shared " in plain and "pods of their own" not in plain
+    assert "as the serving processes (--migration-cpu shared)" in plain
+    last = str(max(os.sched_getaffinity(0)))
+    assert rolling_deploy.lowered(["flask", "db", "upgrade"], "idle") == [
+        *("taskset", "-c", last, "chrt", "--idle", "0"),
+        *("flask", "db", "upgrade"),
     ]
-    assert rolling_deploy.niced(["flask"], 0) == ["flask"]
+    assert rolling_deploy.lowered(["flask"], "nice") == ["nice", "-n", "19", "flask"]
+    assert rolling_deploy.lowered(["flask"], "shared") == ["flask"]
+
+
+def test_rolling_deploy_cpu_probe_measures_each_placement_and_stops_its_loops() -> None:
+    """The probe behind --migration-cpu idle measures a CPU task's p99 alone,
+    beside busy loops on every core and on one, and kills its loops."""
+    from benchmarks import rolling_deploy
+
+    before = {p.name for p in Path("/proc").iterdir() if p.name.isdigit()}
+    probe = rolling_deploy.cpu_probe(samples=20)
+    assert set(probe) == {"alone", "every core", "one core"}
+    assert all(ms > 0 for ms in probe.values())
+    left = {p.name for p in Path("/proc").iterdir() if p.name.isdigit()} - before
+    assert not [
+        pid
+        for pid in left
+        if "while True: pass" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    ]
+
+
+@pytest.mark.parametrize("cpu", ["idle", "nice"])
+def test_rolling_deploy_gives_a_started_release_normal_scheduling_back(
+    cpu: str,
+) -> None:
+    """A release's gunicorn starts lowered (one core under SCHED_IDLE, or
+    niceness 19) in a group of its own; once it serves, restore() gives every
+    thread of the group SCHED_OTHER at niceness 0 on every core back, and leaves
+    other processes as they are."""
+    from benchmarks import rolling_deploy
+
+    if not rolling_deploy.can_restore():
+        pytest.fail("restoring normal scheduling needs root, as CI runs")
+    script = (
+        "import threading, time;"
+        " threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
+    )
+    group, other = (
+        subprocess.Popen(
+            rolling_deploy.lowered([sys.executable, "-c", script], cpu),
+            process_group=0,
+        )
+        for _ in range(2)
+    )
+    cores = frozenset(os.sched_getaffinity(0))
+    lowered = (
+        (os.SCHED_IDLE, 0, frozenset({max(cores)}))
+        if cpu == "idle"
+        else (os.SCHED_OTHER, 19, cores)
+    )
+    try:
+
+        def scheduling(pid: int) -> set[tuple[int, int, frozenset[int]]]:
+            """Each thread's policy, niceness and cores."""
+            tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+            return {
+                (
+                    os.sched_getscheduler(tid),
+                    os.getpriority(os.PRIO_PROCESS, tid),
+                    frozenset(os.sched_getaffinity(tid)),
+                )
+                for tid in tids
+            }
+
+        for process in (group, other):
+            deadline = time.monotonic() + 30
+            while len(list(Path(f"/proc/{process.pid}/task").iterdir())) < 2:
+                assert time.monotonic() < deadline, "the thread did not start"
+                time.sleep(0.05)
+        assert scheduling(group.pid) == {lowered}
+        rolling_deploy.restore(group.pid)
+        assert scheduling(group.pid) == {(os.SCHED_OTHER, 0, cores)}
+        assert scheduling(other.pid) == {lowered}
+    finally:
+        for process in (group, other):
+            process.kill()
+            process.wait()
 
 
 def test_benchmark_projects_use_what_the_library_shape_provides() -> None:
