@@ -775,6 +775,12 @@ FROM information_schema.INNODB_LOCK_WAITS AS l
 JOIN information_schema.INNODB_TRX AS r ON r.trx_id = l.requesting_trx_id
 JOIN information_schema.INNODB_TRX AS b ON b.trx_id = l.blocking_trx_id
 """
+# PostgreSQL: autovacuum working on this database (after a backfill updated
+# every row, it vacuums and analyzes the table, on the cores the app uses).
+POSTGRESQL_AUTOVACUUM = """
+SELECT left(query, 100) FROM pg_stat_activity
+WHERE backend_type = 'autovacuum worker' AND datname = current_database()
+"""
 
 
 @dataclass
@@ -798,13 +804,15 @@ def cpu_times() -> tuple[int, int]:
 class Watch:
     """A thread that samples, every ``interval`` seconds, the statements of
     the benchmark's database that wait for a lock (what blocks them, for how
-    long) and the machine's CPU use, so that a slow phase can be put down to
-    a lock or to the machine."""
+    long), PostgreSQL's autovacuum of it, and the machine's CPU use, so that a
+    slow phase can be put down to a lock, the server's own work or the
+    machine."""
 
     url: str
     interval: float = 0.02
     waits: dict[tuple, Wait] = field(default_factory=dict)
     cpu: list[tuple[float, int, int]] = field(default_factory=list)
+    autovacuum: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.running = threading.Event()
@@ -831,6 +839,13 @@ class Watch:
                     for query in queries:
                         for row in connection.execute(sa.text(query)):
                             self.saw(now, row, query is MYSQL_WAITS)
+                    if postgresql:
+                        self.autovacuum += [
+                            (now, work)
+                            for work in connection.scalars(
+                                sa.text(POSTGRESQL_AUTOVACUUM)
+                            )
+                        ]
                     time.sleep(self.interval)
         except sa.exc.DBAPIError as exc:  # reported, not raised: the run goes on
             self.error = str(exc).splitlines()[0]
@@ -966,12 +981,18 @@ def summarise(runs: list[dict]) -> list[dict]:
     rows = []
     by_phase: dict[str, list[Result]] = {}
     waits: dict[str, list[Wait]] = {}
+    # Per phase, each autovacuum statement and the seconds it was seen.
+    autovacuum: dict[str, dict[str, float]] = {}
     for run in runs:
         load: Load = run["load"]
+        watch: Watch = run["watch"]
         for result in load.results:
             by_phase.setdefault(load.phase_of(result.due), []).append(result)
-        for wait in run["watch"].waits.values():
+        for wait in watch.waits.values():
             waits.setdefault(load.phase_of(wait.first_seen), []).append(wait)
+        for seen, work in watch.autovacuum:
+            works = autovacuum.setdefault(load.phase_of(seen), {})
+            works[work] = works.get(work, 0.0) + watch.interval
     for step in runs[0]["steps"]:
         for phase in PHASES:
             name = f"{step}|{phase}"
@@ -997,6 +1018,10 @@ def summarise(runs: list[dict]) -> list[dict]:
                         f"{w.seconds * 1000:.0f} ms: {w.query} -- waits for"
                         f" {w.blockers}"
                         for w in seen[:3]
+                    ],
+                    "autovacuum": [
+                        f"{work} ({seconds:.1f} s)"
+                        for work, seconds in autovacuum.get(name, {}).items()
                     ],
                     "cpu": statistics.mean(
                         run["watch"].phase_cpu(run["load"], name) for run in runs
@@ -1206,6 +1231,21 @@ def report(results: dict[str, dict], args: argparse.Namespace, load: str) -> str
             lines += ["Longest lock waits during the migrations (up to 3 a step):", ""]
             lines += [f"- `{wait}`" for wait in waits]
             lines.append("")
+        vacuums = [
+            f"{r['step']} {r['phase']}: {work}"
+            for r in result["rows"]
+            if r["phase"] in ("control", "migration", "start")
+            for work in r["autovacuum"]
+        ]
+        if vacuums:
+            lines += [
+                "Autovacuum seen working on the benchmark's database around the"
+                " migrations (seconds summed over the runs; sampled with the lock"
+                " waits):",
+                "",
+            ]
+            lines += [f"- `{work}`" for work in vacuums]
+            lines.append("")
         if result.get("watch_error"):
             lines += [f"The lock watcher stopped: {result['watch_error']}", ""]
         details = sorted({d for r in result["rows"] for d in r["details"]})
@@ -1258,7 +1298,10 @@ def per_run(runs: list[list[float]]) -> str:
         f"run {number}: " + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
         for number, ratios in enumerate(runs, 1)
     )
-    return f" Each run alone (the same steps): {each}."
+    medians = ", ".join(
+        f"{statistics.median(step):.2f}x" for step in zip(*runs, strict=True)
+    )
+    return f" Each run alone (the same steps): {each}; the median: {medians}."
 
 
 def replace_section(document: str, section: str) -> str:

@@ -146,6 +146,9 @@ def test_rolling_deploy_report_says_how_the_commands_got_the_cpu() -> None:
             "waits": ["40 ms: UPDATE users -- waits for 7 (active): ALTER"]
             if phase == "migration"
             else [],
+            "autovacuum": ["autovacuum: VACUUM public.users (0.4 s)"]
+            if phase in ("control", "after")
+            else [],
             "cpu": 0.5,
             "details": [],
         }
@@ -172,7 +175,7 @@ def test_rolling_deploy_report_says_how_the_commands_got_the_cpu() -> None:
     results["postgresql"]["runs"] = [[2.5], [1.25]]
     idle = section("idle", "idle")
     assert "--repeat 2 --backfill-pause 1`" in idle
-    assert "run 1: 2.50x; run 2: 1.25x" in idle
+    assert "run 1: 2.50x; run 2: 1.25x; the median: 1.88x." in idle
     assert "| 1 (40 ms) | 50% |" in idle
     assert "- `R0 -> R1 migration: 40 ms: UPDATE users -- waits for 7" in idle
     assert "--migration-cpu idle " in idle and "SCHED_IDLE" in idle
@@ -182,6 +185,8 @@ def test_rolling_deploy_report_says_how_the_commands_got_the_cpu() -> None:
     assert "R0 -> R1 2.50x" in idle and "control / before: 1.50x" in idle
     assert "what the migration adds to starting the command: 1.67x" in idle
     assert "NOT met (worst 2.50x" in idle
+    assert "- `R0 -> R1 control: autovacuum: VACUUM public.users (0.4 s)`" in idle
+    assert "R0 -> R1 after: autovacuum" not in idle
     niced = section("nice", "nice")
     assert "--migration-cpu nice " in niced and "CPU niceness 19" in niced
     assert "SCHED_IDLE" not in niced and "pods of their own" in niced
