@@ -430,6 +430,10 @@ def test_not_null_without_default_is_flagged_and_refused_but_not_a_native_enum(
         not_null = "add NOT NULL column users.age without a server default"
         enum = "native ENUM mood for users.mood"
         assert f"  - FAILS WITH ROWS: {not_null}\n" in output
+        # The fix names the library's batched fill.
+        assert "fill it in batches with flask_safe_migrations.backfill()" in " ".join(
+            output.split()
+        )
         # A native ENUM works on every engine now (enums.py): nothing to flag.
         assert enum not in output
         script = revision.read_text()

@@ -630,7 +630,8 @@ def _readd_not_null(op: Any) -> str:
     return (
         f"The downgrade re-adds {op.table_name}.{op.column.name} NOT NULL with no"
         " server default: on a table with rows it cannot run. In downgrade(), give"
-        " it a server_default, or add it nullable, backfill, then set NOT NULL."
+        " it a server_default, or add it nullable, fill it with"
+        " flask_safe_migrations.backfill(), then set NOT NULL."
         " If the values cannot be restored, acknowledge this finding: the"
         " migration tests then downgrade this revision on empty tables."
     )
@@ -689,8 +690,8 @@ RULES: list[Rule] = [
         _not_null_without_default,
         _words(
             "Give it a server_default in the model, or add it nullable, fill it in"
-            " batches and make it NOT NULL in a later revision"
-            ' (migrations/README, "Adding a NOT NULL column").'
+            " batches with flask_safe_migrations.backfill() and make it NOT NULL"
+            ' in a later revision (migrations/README, "Adding a NOT NULL column").'
         ),
         squawk=("adding-required-field",),
         downgrade=_readd_not_null,
@@ -851,8 +852,9 @@ RULES: list[Rule] = [
         " and writes.",
         _rewriting_type,
         _words(
-            "On a big table: add a column of the new type, fill it in batches,"
-            " switch the code to it, then drop the old one"
+            "On a big table: add a column of the new type, fill it in batches"
+            " with flask_safe_migrations.backfill(), switch the code to it, then"
+            " drop the old one"
             ' (migrations/README, "Expand and contract").'
         ),
         postgresql_only=True,
@@ -867,7 +869,7 @@ RULES: list[Rule] = [
         _words(
             "Add the column without a default, set the default in a second"
             " alter_column (it applies to new rows), then fill the old rows in"
-            " batches."
+            " batches with flask_safe_migrations.backfill()."
         ),
         postgresql_only=True,
         squawk=("adding-field-with-default",),
@@ -879,8 +881,9 @@ RULES: list[Rule] = [
         " fails until it is replaced.",
         _rename,
         _words(
-            "Add the new column (or table), write to both, backfill, switch the"
-            ' reads, then drop the old one (migrations/README, "Expand and'
+            "Add the new column (or table), write to both, copy the old data"
+            " (a column: in batches, with flask_safe_migrations.backfill()),"
+            ' switch the reads, then drop the old one (migrations/README, "Expand and'
             ' contract"); or accept errors during the deploy.'
         ),
         squawk=("renaming-column", "renaming-table"),
