@@ -203,6 +203,34 @@ def test_rolling_deploy_report_says_how_the_commands_got_the_cpu() -> None:
     assert rolling_deploy.lowered(["flask"], "shared") == ["flask"]
 
 
+def test_rolling_deploy_load_generator_does_not_pause_to_collect_garbage() -> None:
+    """During a deploy the load generator's cyclic collector is off (a full
+    collection stopped its threads for 25-60 ms, counted as the servers'
+    latency), and afterwards it is back on, with the cycles made meanwhile
+    collected."""
+    import gc
+    import weakref
+
+    from benchmarks import rolling_deploy
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with rolling_deploy.no_collector_pauses():
+        assert not gc.isenabled()
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]
+        alive = weakref.ref(cycle)
+        del cycle
+        # Enough new containers to trigger the collector if it were on.
+        kept = [[] for _ in range(100_000)]
+        assert alive() is not None
+        del kept
+    assert gc.isenabled()
+    assert alive() is None
+
+
 def test_rolling_deploy_cpu_probe_measures_each_placement_and_stops_its_loops() -> None:
     """The probe behind --migration-cpu idle measures a CPU task's p99 alone,
     beside busy loops on every core and on one, and kills its loops."""
