@@ -89,7 +89,8 @@ def test_the_review_flags_what_stops_the_downgrade_with_advice_for_it(
     advice = (
         "The downgrade re-adds members.team_id NOT NULL with no server default:"
         " on a table with rows it cannot run. In downgrade(), give it a"
-        " server_default, or add it nullable, backfill, then set NOT NULL."
+        " server_default, or add it nullable, fill it with"
+        " flask_safe_migrations.backfill(), then set NOT NULL."
     )
     assert advice in " ".join(output.split()), output
     # Marked in downgrade(), where it is, and listed for acknowledgement.
