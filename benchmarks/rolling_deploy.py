@@ -5,9 +5,9 @@
     uv run python benchmarks/rolling_deploy.py --repeat 1 --backfill-pause 0
     uv run python benchmarks/rolling_deploy.py --engines postgresql --rows 200000
     uv run python benchmarks/rolling_deploy.py --migration-cpu nice
-                                            # as the runs of session 8
+                                            # niceness 19, as earlier runs
     uv run python benchmarks/rolling_deploy.py --migration-cpu shared --phase 6
-                                            # as the runs before that
+                                            # as the first runs
 
 A default project is rendered per engine (PostgreSQL, MariaDB) and copied into
 four releases that rename users.name to users.display_name the way the
@@ -68,8 +68,8 @@ and writes only its own rows, so it knows the answer), and the p50, p99 and
 worst latency. Latency is measured from the moment the request was due, not the
 moment it was sent, so a stall that holds the threads back is counted in
 full; so the load generator's own garbage collector is off during a deploy
-(no_collector_pauses). After the last step every row a thread wrote is checked in the
-database (lost writes). A watcher samples, every 20 ms, the statements
+(no_collector_pauses). After the last step every row a thread wrote is
+checked in the database (lost writes). A watcher samples, every 20 ms, the statements
 waiting for a lock in the benchmark's database (with the sessions holding it)
 and the machine's CPU use, so that a slow phase can be put down to a lock or
 to the machine. --repeat runs the whole deploy several times, each on a new
@@ -486,9 +486,9 @@ CPU = {
     # that keeps every core busy delays a waking process by up to a timer
     # tick (4 ms) whatever its priority (see BENCHMARKS.md).
     "idle": ["taskset", "-c", str(max(os.sched_getaffinity(0))), "chrt", "--idle", "0"],
-    # Niceness 19, every core: the runs of session 8.
+    # Niceness 19, every core: earlier runs.
     "nice": ["nice", "-n", "19"],
-    # As the serving processes: the runs before.
+    # As the serving processes: the first runs.
     "shared": [],
 }
 
