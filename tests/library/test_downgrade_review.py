@@ -128,7 +128,8 @@ def test_the_guard_refuses_the_downgrade_with_rows_naming_the_revision(
         ), message
         assert (
             "In downgrade(), give add_column a server_default, or add the column"
-            " nullable, backfill it, then set NOT NULL." in message
+            " nullable, fill it with flask_safe_migrations.backfill(), then set"
+            " NOT NULL." in message
         ), message
         assert f'("{READDED}")' in message, message
         assert project.current(app) == (DROP_REVISION,)

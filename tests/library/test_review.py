@@ -462,6 +462,9 @@ def test_not_null_without_default_is_flagged_and_refused_but_not_a_native_enum(
             upgrade = project.flask(app, "db", "upgrade")
             assert upgrade.exit_code != 0, name
             assert refusal in " ".join(upgrade.output.split()), (name, upgrade.output)
+            assert "fill it with flask_safe_migrations.backfill() and make it" in (
+                " ".join(upgrade.output.split())
+            ), upgrade.output
             assert "Traceback" not in upgrade.output, upgrade.output
             with app.app_context(), app.extensions["sqlalchemy"].engine.connect() as c:
                 columns = {col["name"] for col in sa.inspect(c).get_columns("users")}

@@ -118,12 +118,14 @@ def _add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
             " MySQL/MariaDB would silently write 0 or '' into every row, so the"
             " migration refuses it on every engine.",
             "Give the column a server_default (in the model, then generate the"
-            " revision again), or add it nullable, fill it, and make it NOT NULL"
-            ' afterwards (migrations/README, "Adding a NOT NULL column").',
+            " revision again), or add it nullable, fill it with"
+            " flask_safe_migrations.backfill() and make it NOT NULL afterwards"
+            ' (migrations/README, "Adding a NOT NULL column").',
             "In downgrade(), give add_column a server_default, or add the column"
-            " nullable, backfill it, then set NOT NULL. If the values cannot be"
-            " restored, acknowledge the review's finding (\"downgrade: add NOT"
-            f" NULL column {operation.table_name}.{column.name} without a server"
+            " nullable, fill it with flask_safe_migrations.backfill(), then set"
+            " NOT NULL. If the values cannot be restored, acknowledge the review's"
+            ' finding ("downgrade: add NOT NULL column'
+            f" {operation.table_name}.{column.name} without a server"
             ' default") and downgrade only a database whose table is empty.',
         )
     alembic_add_column(operations, operation)
