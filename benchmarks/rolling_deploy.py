@@ -69,11 +69,12 @@ worst latency. Latency is measured from the moment the request was due, not the
 moment it was sent, so a stall that holds the threads back is counted in
 full; so the load generator's own garbage collector is off during a deploy
 (no_collector_pauses). After the last step every row a thread wrote is
-checked in the database (lost writes). A watcher samples, every 20 ms, the statements
-waiting for a lock in the benchmark's database (with the sessions holding it)
-and the machine's CPU use, so that a slow phase can be put down to a lock or
-to the machine. --repeat runs the whole deploy several times, each on a new
-database, and pools the requests of each step's phase: a migration phase lasts
+checked in the database (lost writes). A watcher samples, every 20 ms, the
+statements waiting for a lock in the benchmark's database (with the sessions
+holding it), PostgreSQL's autovacuum of it and the machine's CPU use, so that
+a slow phase can be put down to a lock, the server's own work or the machine.
+--repeat runs the whole deploy several times, each on a new database, and
+pools the requests of each step's phase: a migration phase lasts
 as long as its command (under 1 to 6 s), and the p99 of one run's few hundred
 requests is its two or three slowest. Targets (issue 22): 0 failed requests;
 p99 during the migration at most 2x p99 before it.
@@ -933,13 +934,6 @@ def no_collector_pauses() -> Iterator[None]:
 def deploy(
     engine_name: str, paths: list[Path], env: dict[str, str], args: argparse.Namespace
 ) -> dict:
-    with no_collector_pauses():
-        return deploy_once(engine_name, paths, env, args)
-
-
-def deploy_once(
-    engine_name: str, paths: list[Path], env: dict[str, str], args: argparse.Namespace
-) -> dict:
     load = Load(args.rows, args.threads, args.rate)
     watch = Watch(env["DATABASE_URL"])
     watch.start()
@@ -1104,7 +1098,8 @@ def measure(
                 flush=True,
             )
             fill(url, args.rows)
-            run = deploy(engine_name, paths, env, args)
+            with no_collector_pauses():
+                run = deploy(engine_name, paths, env, args)
             runs.append(run)
             lost += lost_writes(url, run["load"].expected)
             written += sum(v is not None for v in run["load"].expected.values())
